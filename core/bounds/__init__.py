@@ -1,0 +1,1 @@
+"""Generalization bound estimators (diffusion-bound.md, vae-bound.md)."""

@@ -1,0 +1,193 @@
+"""The ``infogen`` command line: progress bars on stderr, results on stdout.
+
+infogen train dm --data swissroll --m 200 --T 0.6 --iters 10000 --seed 0 --out RUN_DIR
+infogen sweep dm --data swissroll --m 200 --T 0.2:1.8:0.2 --seeds 0,1,2 --iters 10000 --out SWEEP_DIR --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm import tqdm
+
+from . import __version__
+from .bounds.variants import VARIANTS
+from .data.toy2d import TOY_DATASETS
+from .errors import ConfigError, InfoGenError
+from .grids import parse_float_grid, parse_seeds
+from .io.atomic import to_json
+from .io.run_dir import RunWriter
+from .sweep import default_jobs, run_sweep
+from .training.config import DiffusionConfig
+from .training.diffusion import train_diffusion
+
+EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 1
+EXIT_INTERRUPTED = 130
+SHOWN_TERMS = ("score_matching", "encoder_info", "encoder_prior", "generator", "L")
+
+
+def _add_dm_options(p: argparse.ArgumentParser, sweep: bool) -> None:
+    d = DiffusionConfig()
+    p.add_argument("model", choices=["dm"], help="dm: diffusion model (VP-SDE)")
+    p.add_argument("--data", default=d.data, choices=sorted(TOY_DATASETS), help="dataset (default %(default)s)")
+    p.add_argument("--m", type=int, default=d.m, help="training set size (default %(default)s)")
+    p.add_argument("--n-test", type=int, default=d.n_test, help="test set size (default %(default)s)")
+    if sweep:
+        p.add_argument("--T", default="0.2:1.8:0.2", help="T grid: start:stop:step or a comma list (default %(default)s)")
+        p.add_argument("--seeds", default="0,1,2", help="seeds: 0,1,2 or 0-4 (default %(default)s)")
+        p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+    else:
+        p.add_argument("--T", type=float, default=d.T, help="diffusion time (default %(default)s)")
+        p.add_argument("--seed", type=int, default=d.seed, help="seed of data, init and noise (default %(default)s)")
+    p.add_argument("--iters", type=int, default=d.iters, help="training iterations (default %(default)s)")
+    p.add_argument("--batch", type=int, default=d.batch, help="minibatch size; >= m means full batch (default %(default)s)")
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default %(default)s)")
+    p.add_argument("--eval-every", type=int, default=0 if sweep else d.eval_every,
+                   help="evaluate every k iterations, 0 = only at the end (default %(default)s)")
+    p.add_argument("--variant", default=d.variant, choices=sorted(VARIANTS), help="bound variant (default %(default)s)")
+    p.add_argument("--R", type=float, default=d.R, help="sub-Gaussian constant of the loss (default %(default)s)")
+    p.add_argument("--N", type=int, default=d.n_steps, dest="n_steps", help="Euler-Maruyama steps (default %(default)s)")
+    p.add_argument("--K", type=int, default=d.mc_samples, dest="mc_samples", help="Monte Carlo samples per point (default %(default)s)")
+    p.add_argument("--device", default=d.device, help="torch device, e.g. cpu or cuda (default %(default)s)")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="infogen", description="Train generative models and compute their information-theoretic generalization bounds.")
+    parser.add_argument("--version", action="version", version=f"infogen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_dm_options(sub.add_parser("train", help="train one model, evaluating the bound and the test gap"), sweep=False)
+    _add_dm_options(sub.add_parser("sweep", help="train one model per (T, seed) and aggregate"), sweep=True)
+    return parser
+
+
+def _config_from(args: argparse.Namespace, **extra) -> DiffusionConfig:
+    _check_device(args.device)
+    return DiffusionConfig(
+        data=args.data, m=args.m, n_test=args.n_test, iters=args.iters, batch=args.batch, lr=args.lr,
+        eval_every=args.eval_every, variant=args.variant, R=args.R, n_steps=args.n_steps,
+        mc_samples=args.mc_samples, device=args.device, **extra,
+    ).validate()
+
+
+def _check_device(device: str) -> None:
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {device!r} ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = _config_from(args, T=args.T, seed=args.seed)
+    final, error = None, None
+    bar = tqdm(total=cfg.iters, desc=f"train T={cfg.T:g}", unit="it", file=sys.stderr, mininterval=0.5)
+    with RunWriter(args.out, cfg.as_dict()) as writer:
+        try:
+            for record in train_diffusion(cfg):
+                writer.write(record)
+                if record["kind"] == "step":
+                    bar.update(record["step"] - bar.n)
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
+                elif record["kind"] == "eval":
+                    final = record
+                    bar.write(f"step {record['step']}: bound {record['bound']:.4f}  test KL {record['test_kl']:.4f}", file=sys.stderr)
+                elif record["kind"] == "error":
+                    error = record["message"]
+        except KeyboardInterrupt:
+            writer.write({"kind": "cancelled", "step": bar.n, "status": "cancelled"})
+            bar.close()
+            print(f"interrupted; what was written is in {args.out}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    bar.close()
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+    if final is not None:
+        result = {k: v for k, v in final.items() if k not in ("samples", "frames", "frame_times", "model_state")}
+        result["run_dir"] = str(args.out)
+        if args.json:
+            print(json.dumps(to_json(result)))
+        else:
+            _print_run_table(result)
+    return EXIT_RUN_FAILED if error else 0
+
+
+def _print_run_table(r: dict) -> None:
+    print(f"run {r['run_dir']}  T={r['T']:g}  m={r['m']}  step {r['step']}  variant {r['variant']}  R={r['R']:g}  N={r['N']}  K={r['K']}")
+    print(f"  bound          {r['bound']:.4f}")
+    for term in SHOWN_TERMS:
+        print(f"  {term:<14} {r[term]:.4f}")
+    print(f"  sum_beta       {r['sum_beta']:.2f}")
+    print(f"  test_kl        {r['test_kl']:.4f}")
+    print(f"  dsm_gap        {r['dsm_gap']:.4f}  (held-out {r['dsm_test']:.4f} - train {r['dsm_train']:.4f})")
+    print(f"  nn_dist_mean   {r['nn_dist_mean']:.4f}  (train spacing {r['train_nn_median']:.4f})")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    Ts = parse_float_grid(args.T)
+    seeds = parse_seeds(args.seeds)
+    base = _config_from(args)
+    jobs = args.jobs if args.jobs is not None else min(default_jobs(), len(Ts) * len(seeds))
+    bar = tqdm(total=base.iters, desc=f"sweep {len(Ts) * len(seeds)} runs on {jobs} worker(s)", unit="it",
+               file=sys.stderr, mininterval=0.5)
+    summary = None
+    errors = []
+    steps: dict[str, int] = {}
+    try:
+        for event in run_sweep(base, Ts, seeds, args.out, jobs=jobs):
+            kind = event["kind"]
+            if kind == "progress":
+                for name in event["runs"]:
+                    steps[name] = event["step"]
+                bar.update(min(steps.values()) - bar.n)
+            elif kind == "eval" and event["step"] == event["iters"]:
+                bar.write(f"{event['run']}: bound {event['bound']:.4f}  test KL {event['test_kl']:.4f}", file=sys.stderr)
+            elif kind == "error":
+                errors.append(f"{event['run']}: {event['message']}")
+                bar.write(f"error in {errors[-1]}", file=sys.stderr)
+            elif kind == "summary":
+                summary = event["summary"]
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"interrupted; finished runs are in {args.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    bar.update(base.iters - bar.n)
+    bar.close()
+    if args.json:
+        print(json.dumps(to_json(summary)))
+    else:
+        _print_sweep_table(summary)
+    return EXIT_RUN_FAILED if errors else 0
+
+
+def _print_sweep_table(s: dict) -> None:
+    print(f"sweep: {s['data']} m={s['m']} iters={s['iters']} seeds={s['seeds']} variant={s['variant']} R={s['R']:g}")
+    print(f"{'T':>5} {'bound':>16} {'test KL':>16} {'sm':>8} {'enc_info':>9} {'enc_prior':>9} {'generator':>9} {'L':>8}")
+    tm = s["terms_mean"]
+    for i, T in enumerate(s["T"]):
+        print(f"{T:5.2f} {s['bound_mean'][i]:8.4f}±{s['bound_std'][i]:<7.4f} {s['test_kl_mean'][i]:8.4f}±{s['test_kl_std'][i]:<7.4f}"
+              f" {tm['score_matching'][i]:8.4f} {tm['encoder_info'][i]:9.4f} {tm['encoder_prior'][i]:9.4f}"
+              f" {tm['generator'][i]:9.4f} {s['L_mean'][i]:8.3f}")
+    print(f"T* by bound: {s['T_star_bound']}   T* by test KL: {s['T_star_test_kl']}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return {"train": cmd_train, "sweep": cmd_sweep}[args.command](args)
+    except InfoGenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Diffusion models on vectors: the score network, the DSM loss and the Euler-Maruyama generator."""

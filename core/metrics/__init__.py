@@ -1,0 +1,1 @@
+"""Test-gap metrics: what the bound is compared against."""

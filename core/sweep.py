@@ -1,0 +1,245 @@
+"""T sweeps: one model per (T, seed), trained in parallel worker processes, aggregated over seeds.
+
+Within a worker the runs train as one batched ensemble (many small models are far cheaper together than one
+by one); every run still has its own seeds and streams, so its numbers do not depend on the grouping or on
+the number of workers. Each run writes its own run directory; the sweep directory also gets sweep.json (the
+plan) and summary.json (the aggregate).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import queue as queue_module
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from . import __version__
+from .bounds.variants import VARIANTS
+from .errors import ConfigError
+from .io.atomic import atomic_write_json
+from .io.run_dir import ARRAY_KEYS, RunWriter
+from .training.config import DiffusionConfig
+from .training.diffusion import train_diffusion_ensemble
+
+MAX_ENSEMBLE = 32
+PROGRESS_SECONDS = 0.25
+TERMS = ("score_matching", "encoder_info", "encoder_prior", "generator")
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One (T, seed) point of the sweep and where its files go."""
+
+    name: str
+    config: DiffusionConfig
+    folder: Path
+
+
+def plan_sweep(base: DiffusionConfig, Ts: Sequence[float], seeds: Sequence[int], out_dir: str | Path) -> list[SweepRun]:
+    """Every (T, seed) run with its validated config and run directory."""
+    if not Ts or not seeds:
+        raise ConfigError("a sweep needs at least one T and one seed")
+    runs = []
+    for T in Ts:
+        for seed in seeds:
+            cfg = base.with_(T=float(T), seed=int(seed)).validate()
+            name = f"T{T:g}_seed{seed}"
+            runs.append(SweepRun(name, cfg, Path(out_dir) / name))
+    return runs
+
+
+def default_jobs() -> int:
+    """One worker per core."""
+    return max(1, os.cpu_count() or 1)
+
+
+def group_runs(runs: Sequence[SweepRun], jobs: int) -> list[list[SweepRun]]:
+    """Split runs into contiguous groups: at least ``jobs`` of them (if there are enough runs), each at most MAX_ENSEMBLE."""
+    n_groups = max(min(jobs, len(runs)), math.ceil(len(runs) / MAX_ENSEMBLE))
+    size, extra = divmod(len(runs), n_groups)
+    groups, start = [], 0
+    for g in range(n_groups):
+        end = start + size + (1 if g < extra else 0)
+        groups.append(list(runs[start:end]))
+        start = end
+    return groups
+
+
+def run_sweep(
+    base: DiffusionConfig,
+    Ts: Sequence[float],
+    seeds: Sequence[int],
+    out_dir: str | Path,
+    jobs: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[dict]:
+    """Train and evaluate the sweep; yields ``progress``, ``eval``, ``error`` records, then one ``summary``."""
+    out = Path(out_dir)
+    runs = plan_sweep(base, Ts, seeds, out)
+    jobs = default_jobs() if jobs is None else int(jobs)
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "sweep.json", {
+        "format": "infogen-sweep", "format_version": 1, "version": __version__, "model": "dm",
+        "base_config": base.as_dict(), "T": list(Ts), "seeds": list(seeds), "runs": [r.name for r in runs],
+    })
+    groups = group_runs(runs, jobs)
+    finals: dict[str, dict] = {}
+    errors: dict[str, str] = {}
+    if len(groups) == 1:
+        events = group_events(groups[0], should_stop)
+    else:
+        events = _run_in_pool(groups, jobs, should_stop)
+    for event in events:
+        if event["kind"] == "eval" and event["step"] == event["iters"]:
+            finals[event["run"]] = event
+        elif event["kind"] == "error":
+            errors[event["run"]] = event["message"]
+        yield event
+    summary = summarize(runs, Ts, seeds, base, finals, errors)
+    atomic_write_json(out / "summary.json", summary)
+    yield {"kind": "summary", "summary": summary}
+
+
+def group_events(group: Sequence[SweepRun], should_stop: Callable[[], bool] | None = None) -> Iterator[dict]:
+    """Train one group as an ensemble, writing each run's directory; yield light events (no arrays)."""
+    writers = [RunWriter(r.folder, r.config.as_dict()) for r in group]
+    last_sent = 0.0
+    try:
+        for record in train_diffusion_ensemble([r.config for r in group], should_stop):
+            index = record["run"]
+            run = group[index]
+            writers[index].write({k: v for k, v in record.items() if k != "run"})
+            if record["kind"] == "step":
+                now = time.monotonic()
+                if index == len(group) - 1 and now - last_sent >= PROGRESS_SECONDS:
+                    last_sent = now
+                    yield {"kind": "progress", "runs": [r.name for r in group], "step": record["step"],
+                           "iters": run.config.iters}
+                continue
+            event = {k: v for k, v in record.items() if k not in ARRAY_KEYS and k != "config"}
+            event.update(run=run.name, T=run.config.T, seed=run.config.seed, iters=run.config.iters)
+            yield event
+    finally:
+        for writer in writers:
+            writer.close()
+
+
+_worker_queue = None
+_worker_stop = None
+
+
+def _init_worker(events, stop, threads: int) -> None:
+    global _worker_queue, _worker_stop
+    _worker_queue, _worker_stop = events, stop
+    torch.set_num_threads(threads)
+
+
+def _worker_main(group: Sequence[SweepRun]) -> None:
+    for event in group_events(group, _worker_stop.is_set):
+        _worker_queue.put(event)
+
+
+def _run_in_pool(groups: list[list[SweepRun]], jobs: int, should_stop: Callable[[], bool] | None) -> Iterator[dict]:
+    """Run groups in spawned worker processes, relaying their events; a stop request reaches every worker."""
+    ctx = mp.get_context("spawn")
+    events, stop = ctx.Queue(), ctx.Event()
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(events, stop, threads)) as pool:
+        futures = [pool.submit(_worker_main, g) for g in groups]
+        try:
+            while True:
+                if should_stop is not None and should_stop():
+                    stop.set()
+                try:
+                    yield events.get(timeout=0.1)
+                    continue
+                except queue_module.Empty:
+                    pass
+                if all(f.done() for f in futures):
+                    break
+            while True:  # whatever arrived between the last get and the workers finishing
+                try:
+                    yield events.get(timeout=0.2)
+                except queue_module.Empty:
+                    break
+            for f in futures:
+                f.result()  # re-raise a worker's exception here, with its message
+        finally:
+            stop.set()
+
+
+def summarize(
+    runs: Sequence[SweepRun],
+    Ts: Sequence[float],
+    seeds: Sequence[int],
+    base: DiffusionConfig,
+    finals: dict[str, dict],
+    errors: dict[str, str],
+) -> dict:
+    """Mean and standard deviation over seeds per T, for the chosen variant and every other one."""
+    by_T: dict[float, list[dict]] = {float(T): [] for T in Ts}
+    for run in runs:
+        if run.name in finals:
+            by_T[run.config.T].append(finals[run.name])
+
+    def stats(values_per_T: list[list[float]]) -> tuple[list[float], list[float]]:
+        means, stds = [], []
+        for values in values_per_T:
+            arr = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+            means.append(float(arr.mean()) if arr.size else float("nan"))
+            stds.append(float(arr.std(ddof=1)) if arr.size > 1 else 0.0 if arr.size else float("nan"))
+        return means, stds
+
+    def variant_block(name: str) -> dict:
+        per_T = [[r["bounds"][name] for r in by_T[float(T)]] for T in Ts]
+        bound_mean, bound_std = stats([[b["total"] for b in bs] for bs in per_T])
+        terms_mean, terms_std = {}, {}
+        for term in TERMS:
+            terms_mean[term], terms_std[term] = stats([[b[term] for b in bs] for bs in per_T])
+        L_mean, _ = stats([[b["L"] for b in bs] for bs in per_T])
+        return {"bound_mean": bound_mean, "bound_std": bound_std, "terms_mean": terms_mean, "terms_std": terms_std,
+                "L_mean": L_mean, "T_star_bound": _argmin(Ts, bound_mean)}
+
+    test_kl_mean, test_kl_std = stats([[r["test_kl"] for r in by_T[float(T)]] for T in Ts])
+    dsm_gap_mean, _ = stats([[r["dsm_gap"] for r in by_T[float(T)]] for T in Ts])
+    nn_mean, _ = stats([[r["nn_dist_mean"] for r in by_T[float(T)]] for T in Ts])
+    chosen = variant_block(base.variant)
+    return {
+        "T": [float(T) for T in Ts],
+        **chosen,
+        "test_kl_mean": test_kl_mean,
+        "test_kl_std": test_kl_std,
+        "dsm_gap_mean": dsm_gap_mean,
+        "nn_dist_mean": nn_mean,
+        "T_star_test_kl": _argmin(Ts, test_kl_mean),
+        "variant": base.variant,
+        "R": base.R,
+        "m": base.m,
+        "iters": base.iters,
+        "seeds": list(seeds),
+        "data": base.data,
+        "n_steps": base.n_steps,
+        "K": base.mc_samples,
+        "n_runs": len(runs),
+        "n_finished": len(finals),
+        "errors": errors,
+        "variants": {name: variant_block(name) for name in VARIANTS},
+        "version": __version__,
+    }
+
+
+def _argmin(Ts: Sequence[float], values: list[float]) -> float | None:
+    arr = np.array(values, dtype=float)
+    if not np.isfinite(arr).any():
+        return None
+    return float(Ts[int(np.nanargmin(arr))])

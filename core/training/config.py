@@ -1,0 +1,80 @@
+"""The settings of one diffusion run, validated before anything starts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+from ..bounds.variants import get_variant
+from ..data.toy2d import TOY_DATASETS
+from ..errors import ConfigError
+from ..sde import check_steps, check_T
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """One (dataset, m, T, seed) diffusion run; defaults are the paper's Swiss roll settings."""
+
+    data: str = "swissroll"
+    m: int = 200
+    n_test: int = 1000
+    T: float = 0.6
+    iters: int = 10000
+    batch: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+    eval_every: int = 1000
+    variant: str = "exact"
+    R: float = 5.0
+    n_steps: int = 1000
+    mc_samples: int = 1000
+    n_gen: int = 1000
+    kde_bandwidth: float = 0.1
+    dsm_eval_draws: int = 20
+    hidden: int = 128
+    device: str = "cpu"
+    frame_every: int = 0
+
+    def validate(self) -> "DiffusionConfig":
+        """Raise ConfigError naming the first bad setting; return self when all are valid."""
+        if self.data not in TOY_DATASETS:
+            raise ConfigError(f"unknown dataset {self.data!r}; choose one of {', '.join(TOY_DATASETS)}")
+        check_T(self.T)
+        check_steps(self.n_steps)
+        get_variant(self.variant)
+        _int_at_least("m (training set size)", self.m, 2)
+        _int_at_least("n_test", self.n_test, 2)
+        _int_at_least("iters", self.iters, 1)
+        _int_at_least("batch", self.batch, 1)
+        _int_at_least("eval_every", self.eval_every, 0)
+        _int_at_least("mc_samples (K)", self.mc_samples, 1)
+        _int_at_least("n_gen", self.n_gen, 2)
+        _int_at_least("dsm_eval_draws", self.dsm_eval_draws, 1)
+        _int_at_least("hidden", self.hidden, 1)
+        _int_at_least("frame_every", self.frame_every, 0)
+        _int_at_least("seed", self.seed, 0)
+        for name in ("lr", "R", "kde_bandwidth"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+        return self
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "DiffusionConfig":
+        """Build from a dict (e.g. config.json), rejecting unknown keys by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown diffusion settings: {', '.join(unknown)}")
+        return cls(**values)
+
+    def with_(self, **changes) -> "DiffusionConfig":
+        return replace(self, **changes)
+
+
+def _int_at_least(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")

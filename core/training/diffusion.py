@@ -1,0 +1,148 @@
+"""Diffusion training as a generator of records, for one run or a batched ensemble of runs.
+
+Records are plain dicts: ``start``, one ``step`` per iteration (step, loss, wall time), ``eval`` every
+``eval_every`` iterations and at the end, ``error`` when a run's loss stops being finite (naming the step),
+then ``end`` or ``cancelled``. The consumer may stop iterating at any point: no work is left running.
+An iteration is one pass over the shuffled training set in minibatches of ``batch`` (a single full-batch
+step when batch >= m), as in the published code.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterator, Sequence
+
+import torch
+
+from .. import __version__
+from ..data.toy2d import load_toy2d
+from ..diffusion.dsm import dsm_losses
+from ..diffusion.score_mlp import EnsembleMLP
+from ..errors import ConfigError
+from ..sde import VPSDE
+from ..seeding import torch_generator
+from .config import DiffusionConfig
+from .evaluate import evaluate_ensemble
+
+SHARED_SETTINGS = (
+    "m", "n_test", "iters", "batch", "lr", "eval_every", "n_steps", "n_gen", "hidden", "device",
+    "dsm_eval_draws", "frame_every",
+)
+
+
+def check_ensemble(configs: Sequence[DiffusionConfig]) -> None:
+    """Runs trained together must agree on every shape- and schedule-defining setting."""
+    if not configs:
+        raise ConfigError("an ensemble needs at least one run")
+    for cfg in configs:
+        cfg.validate()
+    for key in SHARED_SETTINGS:
+        values = {getattr(c, key) for c in configs}
+        if len(values) > 1:
+            raise ConfigError(f"runs trained together must share {key}; got {sorted(map(str, values))}")
+
+
+def build_model(configs: Sequence[DiffusionConfig], data_dim: int) -> EnsembleMLP:
+    """The ensemble network, member e initialized from run e's own `init` stream."""
+    device = torch.device(configs[0].device)
+    model = EnsembleMLP(len(configs), data_dim, configs[0].hidden).to(device)
+    return model.initialize([torch_generator(c.seed, "init", device) for c in configs])
+
+
+def train_diffusion(config: DiffusionConfig, should_stop: Callable[[], bool] | None = None) -> Iterator[dict]:
+    """Train one run; yields its records (without the ensemble's ``run`` index)."""
+    for record in train_diffusion_ensemble([config], should_stop):
+        record.pop("run", None)
+        yield record
+
+
+def train_diffusion_ensemble(
+    configs: Sequence[DiffusionConfig], should_stop: Callable[[], bool] | None = None
+) -> Iterator[dict]:
+    """Train every run of ``configs`` as one batched ensemble; records carry ``run`` = index into configs."""
+    check_ensemble(configs)
+    first = configs[0]
+    device = torch.device(first.device)
+    sde = VPSDE()
+    data = [load_toy2d(c.data, c.m, c.n_test, c.seed) for c in configs]
+    x_train = torch.stack([torch.from_numpy(tr) for tr, _ in data]).to(device)
+    x_test = torch.stack([torch.from_numpy(te) for _, te in data]).to(device)
+    n_members, m, d = x_train.shape
+    model = build_model(configs, d)
+    optimizer = torch.optim.Adam(model.parameters(), lr=first.lr)
+    gens = [torch_generator(c.seed, "train", device) for c in configs]
+    T = torch.tensor([c.T for c in configs], dtype=torch.float32, device=device)
+    alive = torch.ones(n_members, dtype=torch.bool, device=device)
+    alive_list = [True] * n_members
+    n_params = sum(p[0].numel() for p in model.parameters())
+    start = time.perf_counter()
+
+    for e, cfg in enumerate(configs):
+        yield {"kind": "start", "run": e, "config": cfg.as_dict(), "n_params": n_params, "version": __version__}
+
+    step = 0
+    epoch_loss = [float("nan")] * n_members
+    minibatch_loss = [float("nan")] * n_members
+    for step in range(1, first.iters + 1):
+        if should_stop is not None and should_stop():
+            yield from _closing(configs, alive_list, "cancelled", step - 1, start)
+            return
+        sums = torch.zeros(n_members, dtype=torch.float64, device=device)
+        batches = _minibatches(x_train, first.batch, gens)
+        for xb in batches:
+            optimizer.zero_grad(set_to_none=True)
+            losses = dsm_losses(model, sde, xb, T, gens).mean(dim=1)
+            finite = torch.isfinite(losses)
+            if not bool(finite[alive].all()):
+                for e in torch.nonzero(alive & ~finite).flatten().tolist():
+                    alive[e] = alive_list[e] = False
+                    value = float(losses[e])
+                    yield {
+                        "kind": "error", "run": e, "step": step, "wall": time.perf_counter() - start,
+                        "message": f"training loss became {value} at step {step}; the run was stopped there "
+                        "(try a smaller learning rate). Results up to the last evaluation are kept.",
+                    }
+                if not any(alive_list):
+                    return
+            losses = torch.where(alive, losses, torch.zeros_like(losses))
+            losses.sum().backward()
+            optimizer.step()
+            sums += losses.detach().double()
+        minibatch_loss = losses.detach().tolist()
+        epoch_loss = (sums / len(batches)).tolist()
+        wall = time.perf_counter() - start
+        for e in range(n_members):
+            if alive_list[e]:
+                yield {"kind": "step", "run": e, "step": step, "loss": epoch_loss[e], "wall": wall}
+        if (first.eval_every and step % first.eval_every == 0) or step == first.iters:
+            members = [e for e in range(n_members) if alive_list[e]]
+            try:
+                records = evaluate_ensemble(
+                    model, sde, configs, x_train, x_test, epoch_loss, minibatch_loss, members, step, should_stop
+                )
+            except InterruptedError:
+                yield from _closing(configs, alive_list, "cancelled", step, start)
+                return
+            wall = time.perf_counter() - start
+            for record in records:
+                record["wall"] = wall
+                record["model_state"] = {k: v.numpy() for k, v in model.member_state_dict(record["run"]).items()}
+                yield record
+    yield from _closing(configs, alive_list, "finished", step, start)
+
+
+def _closing(configs, alive_list, status: str, step: int, start: float) -> Iterator[dict]:
+    wall = time.perf_counter() - start
+    for e in range(len(configs)):
+        if alive_list[e]:
+            yield {"kind": "end" if status == "finished" else status, "run": e, "step": step, "status": status, "wall": wall}
+
+
+def _minibatches(x: torch.Tensor, batch: int, gens: Sequence[torch.Generator]) -> list[torch.Tensor]:
+    """One epoch of minibatches, shuffled per member from its own stream; the whole set when batch >= m."""
+    n_members, m, d = x.shape
+    if batch >= m:
+        return [x]
+    order = torch.stack([torch.randperm(m, generator=g, device=g.device) for g in gens]).to(x.device)
+    shuffled = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, d))
+    return list(torch.split(shuffled, batch, dim=1))
