@@ -3,7 +3,9 @@
 For means mu_1..mu_m: KL_i = KL( N(mu_i, v_s I) || (1/M) sum_j N(nu_j, v_m I) ), estimated with K samples
 u_ik ~ N(mu_i, v_s I), the exact entropy of N(mu_i, v_s I), and a logsumexp over the M mixture components.
 Distances are matrix products (|u|^2 + |nu|^2 - 2 u.nu), chunked over samples and components so that memory
-stays bounded however large m, M and d are.
+stays bounded however large m, M and d are. That form cancels badly when the variance is small against the
+norms, so the points are first centred on the components' mean (distances do not change), and low-dimensional
+inputs, where the cost is negligible, are computed in float64.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import torch
 
 from .chunking import DEFAULT_BLOCK_BYTES, rows_per_block
 from .gaussian import gaussian_entropy_isotropic
+
+FLOAT64_MAX_DIM = 64
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,9 @@ def mixture_kl(
 ) -> MixtureKL:
     """KL_i for every row of ``means`` (m, d) against the mixture on ``centres`` (M, d); K = ``n_samples``."""
     m, d = means.shape
+    dtype = torch.float64 if d <= FLOAT64_MAX_DIM else means.dtype
+    shift = centres.mean(dim=0, keepdim=True)
+    means, centres = (means - shift).to(dtype), (centres - shift).to(dtype)
     entropy = gaussian_entropy_isotropic(d, sample_var)
     std = math.sqrt(sample_var)
     # Each chunk holds its samples (rows x d) and one distance block (rows x up to 4096 centres).

@@ -96,7 +96,7 @@ def train_diffusion_ensemble(
             if not bool(finite[alive].all()):
                 for e in torch.nonzero(alive & ~finite).flatten().tolist():
                     alive[e] = alive_list[e] = False
-                    value = float(losses[e])
+                    value = float(losses[e].detach())
                     yield {
                         "kind": "error", "run": e, "step": step, "wall": time.perf_counter() - start,
                         "message": f"training loss became {value} at step {step}; the run was stopped there "

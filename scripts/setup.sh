@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv at the repository root and install InfoGen Explorer with its test tools.
+# torch is pinned to the CPU build 2.13.0 first, so that nothing pulls a newer (CUDA) torch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+
+pip_install() {
+  # Quiet, minus this machine's noise about absent local package mirrors; pip's exit status is kept.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location" >&2)
+}
+
+pip_install "torch==2.13.0"
+pip_install -e ".[test]"
+.venv/bin/python -c "import torch, core; assert torch.__version__.startswith('2.13.0'), torch.__version__" \
+  || { echo "setup failed: torch 2.13.0 or the core package is not importable from .venv" >&2; exit 1; }
