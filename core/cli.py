@@ -35,7 +35,8 @@ SHOWN_TERMS = ("score_matching", "encoder_info", "encoder_prior", "generator", "
 def _add_dm_options(p: argparse.ArgumentParser, sweep: bool) -> None:
     d = DiffusionConfig()
     p.add_argument("model", choices=["dm"], help="dm: diffusion model (VP-SDE)")
-    p.add_argument("--data", default=d.data, choices=sorted(TOY_DATASETS), help="dataset (default %(default)s)")
+    p.add_argument("--data", default=d.data, choices=[*sorted(TOY_DATASETS), "file"], help="dataset (default %(default)s)")
+    p.add_argument("--data-path", default="", help="points file for --data file (.npy, .npz, .csv, .txt)")
     p.add_argument("--m", type=int, default=d.m, help="training set size (default %(default)s)")
     p.add_argument("--n-test", type=int, default=d.n_test, help="test set size (default %(default)s)")
     if sweep:
@@ -71,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _config_from(args: argparse.Namespace, **extra) -> DiffusionConfig:
     _check_device(args.device)
     return DiffusionConfig(
-        data=args.data, m=args.m, n_test=args.n_test, iters=args.iters, batch=args.batch, lr=args.lr,
+        data=args.data, data_path=args.data_path, m=args.m, n_test=args.n_test, iters=args.iters, batch=args.batch, lr=args.lr,
         eval_every=args.eval_every, variant=args.variant, R=args.R, n_steps=args.n_steps,
         mc_samples=args.mc_samples, device=args.device, **extra,
     ).validate()

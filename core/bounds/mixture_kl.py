@@ -5,7 +5,7 @@ u_ik ~ N(mu_i, v_s I), the exact entropy of N(mu_i, v_s I), and a logsumexp over
 Distances are matrix products (|u|^2 + |nu|^2 - 2 u.nu), chunked over samples and components so that memory
 stays bounded however large m, M and d are. That form cancels badly when the variance is small against the
 norms, so the points are first centred on the components' mean (distances do not change), and low-dimensional
-inputs, where the cost is negligible, are computed in float64.
+inputs are computed in float64 when float32 rounding would move the exponents by more than 1e-4.
 """
 
 from __future__ import annotations
@@ -19,6 +19,18 @@ from .chunking import DEFAULT_BLOCK_BYTES, rows_per_block
 from .gaussian import gaussian_entropy_isotropic
 
 FLOAT64_MAX_DIM = 64
+FLOAT32_EPS = 1.2e-7
+
+
+def precise_dtype(centred: torch.Tensor, var: float) -> torch.dtype:
+    """float64 where float32's error in |u - nu|^2 / (2 var), about 2 eps max|x|^2 / var, exceeds 1e-4.
+
+    Only for d <= FLOAT64_MAX_DIM, where the cost is negligible; high-dimensional inputs keep their dtype.
+    """
+    if centred.shape[1] > FLOAT64_MAX_DIM:
+        return centred.dtype
+    max_sq = float(centred.double().pow(2).sum(-1).max())
+    return torch.float64 if 2 * FLOAT32_EPS * max_sq / var > 1e-4 else centred.dtype
 
 
 @dataclass(frozen=True)
@@ -61,9 +73,11 @@ def mixture_kl(
 ) -> MixtureKL:
     """KL_i for every row of ``means`` (m, d) against the mixture on ``centres`` (M, d); K = ``n_samples``."""
     m, d = means.shape
-    dtype = torch.float64 if d <= FLOAT64_MAX_DIM else means.dtype
     shift = centres.mean(dim=0, keepdim=True)
-    means, centres = (means - shift).to(dtype), (centres - shift).to(dtype)
+    means, centres = means - shift, centres - shift
+    # Samples reach a few standard deviations beyond the means.
+    dtype = precise_dtype(torch.cat([means, centres]).abs() + 4 * math.sqrt(sample_var), min(sample_var, mixture_var))
+    means, centres = means.to(dtype), centres.to(dtype)
     entropy = gaussian_entropy_isotropic(d, sample_var)
     std = math.sqrt(sample_var)
     # Each chunk holds its samples (rows x d) and one distance block (rows x up to 4096 centres).

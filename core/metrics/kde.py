@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..bounds.chunking import DEFAULT_BLOCK_BYTES, rows_per_block
-from ..bounds.mixture_kl import FLOAT64_MAX_DIM, log_mixture_density
+from ..bounds.mixture_kl import log_mixture_density, precise_dtype
 
 
 @torch.no_grad()
@@ -15,8 +15,9 @@ def kde_log_density(
     """log p_hat(query) for the Gaussian KDE on ``points`` (scikit-learn's KernelDensity, gaussian kernel)."""
     var = float(bandwidth) ** 2
     shift = points.mean(dim=0, keepdim=True)  # distances are translation invariant; centring avoids cancellation
-    dtype = torch.float64 if points.shape[1] <= FLOAT64_MAX_DIM else points.dtype
-    query, points = (query - shift).to(dtype), (points - shift).to(dtype)
+    query, points = query - shift, points - shift
+    dtype = precise_dtype(torch.cat([query, points]), var)
+    query, points = query.to(dtype), points.to(dtype)
     rows = rows_per_block(min(points.shape[0], 4096), query.shape[1], budget=block_bytes)
     out = [log_mixture_density(query[i : i + rows], points, var, block_bytes) for i in range(0, query.shape[0], rows)]
     return torch.cat(out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 
 from ..bounds.variants import get_variant
 from ..data.toy2d import TOY_DATASETS
@@ -16,6 +17,7 @@ class DiffusionConfig:
     """One (dataset, m, T, seed) diffusion run; defaults are the paper's Swiss roll settings."""
 
     data: str = "swissroll"
+    data_path: str = ""
     m: int = 200
     n_test: int = 1000
     T: float = 0.6
@@ -37,8 +39,14 @@ class DiffusionConfig:
 
     def validate(self) -> "DiffusionConfig":
         """Raise ConfigError naming the first bad setting; return self when all are valid."""
-        if self.data not in TOY_DATASETS:
-            raise ConfigError(f"unknown dataset {self.data!r}; choose one of {', '.join(TOY_DATASETS)}")
+        if self.data == "file":
+            if not self.data_path:
+                raise ConfigError("dataset 'file' needs a data_path (.npy, .npz, .csv or .txt)")
+            if not Path(self.data_path).is_file():
+                raise ConfigError(f"data file {self.data_path} does not exist")
+        elif self.data not in TOY_DATASETS:
+            names = ", ".join([*TOY_DATASETS, "file"])
+            raise ConfigError(f"unknown dataset {self.data!r}; choose one of {names}")
         check_T(self.T)
         check_steps(self.n_steps)
         get_variant(self.variant)
@@ -78,3 +86,13 @@ class DiffusionConfig:
 def _int_at_least(name: str, value: object, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def load_run_data(cfg: DiffusionConfig):
+    """The run's (train, test) float32 arrays: a seeded toy dataset, or a seeded split of the user's file."""
+    from ..data.files import load_points_file, split_points
+    from ..data.toy2d import load_toy2d
+
+    if cfg.data == "file":
+        return split_points(load_points_file(cfg.data_path), cfg.m, cfg.n_test, cfg.seed, cfg.data_path)
+    return load_toy2d(cfg.data, cfg.m, cfg.n_test, cfg.seed)

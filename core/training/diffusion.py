@@ -15,13 +15,12 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from .. import __version__
-from ..data.toy2d import load_toy2d
 from ..diffusion.dsm import dsm_losses
 from ..diffusion.score_mlp import EnsembleMLP
 from ..errors import ConfigError
 from ..sde import VPSDE
 from ..seeding import torch_generator
-from .config import DiffusionConfig
+from .config import DiffusionConfig, load_run_data
 from .evaluate import evaluate_ensemble
 
 SHARED_SETTINGS = (
@@ -64,12 +63,15 @@ def train_diffusion_ensemble(
     first = configs[0]
     device = torch.device(first.device)
     sde = VPSDE()
-    data = [load_toy2d(c.data, c.m, c.n_test, c.seed) for c in configs]
+    data = [load_run_data(c) for c in configs]
+    dims = {tr.shape[1] for tr, _ in data}
+    if len(dims) > 1:
+        raise ConfigError(f"runs trained together must have data of one dimension; got {sorted(dims)}")
     x_train = torch.stack([torch.from_numpy(tr) for tr, _ in data]).to(device)
     x_test = torch.stack([torch.from_numpy(te) for _, te in data]).to(device)
     n_members, m, d = x_train.shape
     model = build_model(configs, d)
-    optimizer = torch.optim.Adam(model.parameters(), lr=first.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=first.lr, foreach=True)
     gens = [torch_generator(c.seed, "train", device) for c in configs]
     T = torch.tensor([c.T for c in configs], dtype=torch.float32, device=device)
     alive = torch.ones(n_members, dtype=torch.bool, device=device)
@@ -93,7 +95,7 @@ def train_diffusion_ensemble(
             optimizer.zero_grad(set_to_none=True)
             losses = dsm_losses(model, sde, xb, T, gens).mean(dim=1)
             finite = torch.isfinite(losses)
-            if not bool(finite[alive].all()):
+            if not bool((finite | ~alive).all()):
                 for e in torch.nonzero(alive & ~finite).flatten().tolist():
                     alive[e] = alive_list[e] = False
                     value = float(losses[e].detach())
@@ -104,10 +106,11 @@ def train_diffusion_ensemble(
                     }
                 if not any(alive_list):
                     return
-            losses = torch.where(alive, losses, torch.zeros_like(losses))
+            if not all(alive_list):
+                losses = torch.where(alive, losses, torch.zeros_like(losses))
             losses.sum().backward()
             optimizer.step()
-            sums += losses.detach().double()
+            sums += losses.detach()
         minibatch_loss = losses.detach().tolist()
         epoch_loss = (sums / len(batches)).tolist()
         wall = time.perf_counter() - start

@@ -52,3 +52,49 @@ def test_unknown_dataset_and_bad_sizes():
         load_toy2d("spiral", 10, 10, 0)
     with pytest.raises(DataError, match="m must be an integer >= 2"):
         load_toy2d("swissroll", 1, 10, 0)
+
+
+def test_points_files_load_and_split(tmp_path):
+    from core.data.files import load_points_file, split_points
+
+    pts = np.random.default_rng(0).normal(size=(50, 2))
+    np.save(tmp_path / "a.npy", pts)
+    np.savez(tmp_path / "b.npz", x=pts, labels=np.arange(50))
+    np.savetxt(tmp_path / "c.csv", pts, delimiter=",", header="x,y", comments="")
+    for name in ("a.npy", "b.npz", "c.csv"):
+        np.testing.assert_allclose(load_points_file(tmp_path / name), pts, rtol=1e-6)
+    train, test = split_points(pts.astype(np.float32), 30, 100, seed=0, name="pts")
+    assert train.shape == (30, 2) and test.shape == (20, 2)
+    again = split_points(pts.astype(np.float32), 30, 100, seed=0, name="pts")
+    np.testing.assert_array_equal(train, again[0])
+
+
+@pytest.mark.parametrize(
+    "writer,message",
+    [(lambda p: np.save(p, np.array([[0.0, np.nan], [1, 2], [3, 4]])), "NaN"),
+     (lambda p: np.save(p, np.array([{"a": 1}], dtype=object)), "cannot be read"),
+     (lambda p: p.write_bytes(b"\x93NUMPY garbage"), "cannot be read"),
+     (lambda p: np.save(p, np.zeros((0, 2))), "at least 2 points")],
+)
+def test_bad_points_files_are_refused(tmp_path, writer, message):
+    from core.data.files import load_points_file
+
+    path = tmp_path / "bad.npy"
+    writer(path)
+    with pytest.raises(DataError, match=message):
+        load_points_file(path)
+
+
+def test_a_file_dataset_trains_and_a_nan_file_is_refused_with_its_name(tmp_path, tiny_config):
+    from core.training.diffusion import train_diffusion
+
+    good = tmp_path / "good.npy"
+    np.save(good, np.random.default_rng(1).normal(size=(60, 2)))
+    cfg = tiny_config.with_(data="file", data_path=str(good), m=32, iters=2, eval_every=0)
+    assert [r["kind"] for r in train_diffusion(cfg)][-1] == "end"
+    bad = tmp_path / "bad.npy"
+    pts = np.random.default_rng(1).normal(size=(60, 2))
+    pts[7, 1] = np.nan
+    np.save(bad, pts)
+    with pytest.raises(DataError, match="bad.npy.*NaN"):
+        next(train_diffusion(cfg.with_(data_path=str(bad))))
