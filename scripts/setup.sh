@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv at the repository root and install InfoGen Explorer with its test tools.
+# Create .venv at the repository root and install InfoGen Explorer (core, app and test tools).
 # torch is pinned to the CPU build 2.13.0 first, so that nothing pulls a newer (CUDA) torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,6 @@ pip_install() {
 }
 
 pip_install "torch==2.13.0"
-pip_install -e ".[test]"
+pip_install -e ".[app,test]"
 .venv/bin/python -c "import torch, core; assert torch.__version__.startswith('2.13.0'), torch.__version__" \
   || { echo "setup failed: torch 2.13.0 or the core package is not importable from .venv" >&2; exit 1; }

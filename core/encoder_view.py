@@ -1,0 +1,23 @@
+"""The encoder E_T at any T in closed form: what the T slider shows instantly.
+
+E_T(x) = N(alpha(T) x, sigma^2(T) I). With noise drawn once and kept fixed, alpha(T) x + sigma(T) eps moves
+smoothly as T changes, so the slider animates E_T#P without sampling anything new.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .sde import VPSDE
+
+
+def fixed_noise(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Standard normal noise for the encoder view, drawn once."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def encoder_view(points: np.ndarray, T: float, noise: np.ndarray, sde: VPSDE = VPSDE()) -> np.ndarray:
+    """One draw of E_T(x) per point: alpha(T) x + sigma(T) eps, with eps = ``noise`` of the same shape."""
+    if T <= 0:
+        return np.asarray(points, dtype=np.float32).copy()
+    return (sde.alpha(T) * points + np.sqrt(sde.var(T)) * noise).astype(np.float32)

@@ -1,0 +1,56 @@
+"""Generator functions that run in the thread pool: core training and sweeps, written to disk, throttled.
+
+They run in a worker thread, so they only touch core objects and plain data: every yield is a list of
+records (plain floats and small numpy arrays), at most one list every THROTTLE_SECONDS unless something
+other than a training step arrives. Stop is a threading.Event that core checks between steps.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+from core.io.run_dir import RunWriter
+from core.sweep import run_sweep
+from core.training.config import DiffusionConfig
+from core.training.diffusion import train_diffusion
+
+THROTTLE_SECONDS = 0.05
+GUI_KEYS_DROPPED = ("model_state",)
+
+
+def throttled(records: Iterator[dict], interval: float = THROTTLE_SECONDS) -> Iterator[list[dict]]:
+    """Batch records so that at most one list per ``interval`` goes out, always flushing non-step records."""
+    batch: list[dict] = []
+    last = time.monotonic()
+    for record in records:
+        batch.append(record)
+        now = time.monotonic()
+        if record.get("kind") != "step" or now - last >= interval:
+            yield batch
+            batch, last = [], now
+    if batch:
+        yield batch
+
+
+def single_run_job(config: DiffusionConfig, folder: Path, stop: threading.Event) -> Iterator[list[dict]]:
+    """Train one run, autosaving its run directory, and yield throttled batches of its records."""
+
+    def records() -> Iterator[dict]:
+        with RunWriter(folder, config.as_dict()) as writer:
+            for record in train_diffusion(config, should_stop=stop.is_set):
+                writer.write(record)
+                yield {k: v for k, v in record.items() if k not in GUI_KEYS_DROPPED}
+
+    yield from throttled(records())
+
+
+def sweep_job(
+    config: DiffusionConfig, Ts: list[float], seeds: list[int], folder: Path, stop: threading.Event
+) -> Iterator[list[dict]]:
+    """Run a sweep over worker processes (one per core, so every core is busy) and yield its events."""
+    jobs = max(1, min(os.cpu_count() or 1, len(Ts) * len(seeds)))
+    yield from throttled(run_sweep(config, Ts, seeds, folder, jobs=jobs, should_stop=stop.is_set))

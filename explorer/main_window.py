@@ -1,0 +1,158 @@
+"""The main window: run setup and runs list on the left, live plots in the middle, samples and T on the right."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QLabel, QMainWindow, QScrollArea, QSplitter, QVBoxLayout, QWidget
+
+from core.training.config import DiffusionConfig
+
+from .plots import MetricPlots
+from .run_form import RunForm
+from .run_manager import RunManager
+from .run_state import RunState
+from .runs_table import RunsTable
+from .samples_panel import SamplesPanel
+from .t_explorer import TExplorer
+
+REDRAW_HZ = 20
+FRAMES_PER_TRAJECTORY = 50
+
+
+def leave_gui_a_core() -> None:
+    """Torch's intra-op threads are process-wide: keep one core for the event loop."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+
+
+class MainWindow(QMainWindow):
+    """InfoGen Explorer's window. Training runs in the thread pool; this thread only folds records and draws."""
+
+    def __init__(self, manager: RunManager | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("InfoGen Explorer")
+        self.resize(1500, 920)
+        leave_gui_a_core()
+        self.manager = manager or RunManager(parent=self)
+        self.form = RunForm()
+        self.runs_table = RunsTable()
+        self.plots = MetricPlots()
+        self.samples = SamplesPanel()
+        self.t_explorer = TExplorer()
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("background: #fdecea; color: #922b21; padding: 6px; border-radius: 3px;")
+        self.banner.setVisible(False)
+
+        form_scroll = QScrollArea()
+        form_scroll.setWidgetResizable(True)
+        form_scroll.setWidget(self.form)
+        left = QSplitter(Qt.Orientation.Vertical)
+        left.addWidget(form_scroll)
+        left.addWidget(self.runs_table)
+        left.setSizes([560, 300])
+        centre = QWidget()
+        centre_layout = QVBoxLayout(centre)
+        centre_layout.setContentsMargins(0, 0, 0, 0)
+        centre_layout.addWidget(self.banner)
+        centre_layout.addWidget(self.plots, stretch=1)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.samples)
+        right.addWidget(self.t_explorer)
+        main = QSplitter(Qt.Orientation.Horizontal)
+        main.addWidget(left)
+        main.addWidget(centre)
+        main.addWidget(right)
+        main.setSizes([400, 640, 460])
+        self.setCentralWidget(main)
+        self.statusBar().showMessage("Ready: Swiss roll diffusion, m = 200, T = 0.6. Press Run.")
+
+        self.form.run_requested.connect(self.start_run)
+        self.manager.run_added.connect(self._run_added)
+        self.manager.run_changed.connect(self._run_changed)
+        self.manager.run_failed.connect(self._run_failed)
+        self.manager.run_removed.connect(self._run_removed)
+        self.runs_table.selected.connect(self._select)
+        self.runs_table.stop_requested.connect(self.manager.stop)
+        self.runs_table.remove_requested.connect(self.manager.remove)
+        self.runs_table.visibility_changed.connect(self._set_visible)
+        self._selected: RunState | None = None
+        self._dirty = True
+        self.redraw_timer = QTimer(self)
+        self.redraw_timer.setInterval(1000 // REDRAW_HZ)
+        self.redraw_timer.timeout.connect(self.redraw)
+        self.redraw_timer.start()
+
+    # -- runs ---------------------------------------------------------------------------------------
+    def start_run(self, config: DiffusionConfig, Ts: list[float], seeds: list[int]) -> RunState:
+        """Start what the form asked for; a single run also records its reverse trajectory for the T slider."""
+        if len(Ts) * len(seeds) == 1:
+            config = config.with_(frame_every=max(1, config.n_steps // FRAMES_PER_TRAJECTORY))
+        self.banner.setVisible(False)
+        state = self.manager.start(config, Ts, seeds)
+        self.statusBar().showMessage(f"Started {state.name}; saving to {state.folder}")
+        return state
+
+    @property
+    def selected_run(self) -> RunState | None:
+        return self._selected
+
+    def _run_added(self, run_id: int) -> None:
+        run = self.manager.runs[run_id]
+        self.runs_table.add_run(run)
+        self._select(run_id)
+
+    def _run_changed(self, run_id: int) -> None:
+        run = self.manager.runs.get(run_id)
+        if run is not None:
+            self.runs_table.update_run(run)
+            if run.status in ("finished", "cancelled") and run.finished_at:
+                self.statusBar().showMessage(f"{run.name}: {run.status}; files in {run.folder}")
+        self._dirty = True
+
+    def _run_failed(self, run_id: int, message: str) -> None:
+        run = self.manager.runs.get(run_id)
+        name = run.name if run else f"#{run_id}"
+        self.banner.setText(f"{name} failed: {message}")
+        self.banner.setVisible(True)
+        self.statusBar().showMessage(f"{name} failed")
+
+    def _run_removed(self, run_id: int) -> None:
+        self.runs_table.remove_run(run_id)
+        if self._selected is not None and self._selected.run_id == run_id:
+            self._selected = None
+        self._dirty = True
+
+    def _select(self, run_id: int) -> None:
+        self._selected = self.manager.runs.get(run_id)
+        self._dirty = True
+
+    def _set_visible(self, run_id: int, visible: bool) -> None:
+        run = self.manager.runs.get(run_id)
+        if run is not None:
+            run.visible = visible
+            self._dirty = True
+
+    def redraw(self) -> None:
+        """At most REDRAW_HZ times a second: progress bars, curves, samples and the T views."""
+        for run in self.manager.runs.values():
+            if run.active:
+                self.runs_table.update_run(run)
+        if not self._dirty:
+            return
+        self._dirty = any(r.active for r in self.manager.runs.values())
+        runs = list(self.manager.runs.values())
+        self.plots.refresh(runs, self._selected)
+        self.samples.refresh(self._selected)
+        self.t_explorer.set_run(self._selected)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Cancel every run and wait for the workers before the window goes."""
+        self.redraw_timer.stop()
+        self.t_explorer.timer.stop()
+        self.statusBar().showMessage("Stopping runs…")
+        self.manager.stop_all_and_wait()
+        super().closeEvent(event)

@@ -1,0 +1,194 @@
+"""Live curves: loss, bound (total or terms) and test gap, with smoothing, log-y, x-axis choice and a linked cursor."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from superqt import QLabeledDoubleSlider
+
+from core.smoothing import MAX_WEIGHT, debiased_ema, decimate
+
+from .run_state import RunState
+
+MAX_DISPLAY_POINTS = 2000
+TERM_STYLES = {
+    "score_matching": Qt.PenStyle.DashLine,
+    "encoder_info": Qt.PenStyle.DotLine,
+    "encoder_prior": Qt.PenStyle.DashDotLine,
+    "generator": Qt.PenStyle.DashDotDotLine,
+}
+
+
+def bound_terms(ev: dict) -> dict[str, float]:
+    """The bound's four contributions as they add up: the two R terms already multiplied by sqrt(2) R."""
+    scale = math.sqrt(2.0) * ev["R"]
+    return {"score_matching": ev["score_matching"], "encoder_info": ev["encoder_info"],
+            "encoder_prior": scale * ev["encoder_prior"], "generator": scale * ev["generator"]}
+
+
+class MetricPlots(QWidget):
+    """Three linked plots fed from RunStates; ``refresh`` redraws whatever changed."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.x_axis = QComboBox()
+        self.x_axis.addItems(["Step", "Wall time (s)"])
+        self.smoothing = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.smoothing.setRange(0.0, MAX_WEIGHT)
+        self.smoothing.setValue(0.6)
+        self.terms_mode = QComboBox()
+        self.terms_mode.addItems(["Total", "Terms", "Stacked"])
+        self.terms_mode.setCurrentText("Terms")
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("x:"))
+        controls.addWidget(self.x_axis)
+        controls.addWidget(QLabel("smoothing:"))
+        controls.addWidget(self.smoothing, stretch=1)
+        controls.addWidget(QLabel("bound:"))
+        controls.addWidget(self.terms_mode)
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.loss = self.graphics.addPlot(row=0, col=0, title="DSM loss (train, held-out at evaluations)")
+        self.bound = self.graphics.addPlot(row=1, col=0, title="Bound B(T) and its terms")
+        self.gap = self.graphics.addPlot(row=2, col=0, title="Test gap: test KL, held-out − train DSM")
+        self.plots = {"loss": self.loss, "bound": self.bound, "gap": self.gap}
+        self.log_boxes: dict[str, QCheckBox] = {}
+        log_row = QHBoxLayout()
+        log_row.addWidget(QLabel("log-y:"))
+        for name, plot in self.plots.items():
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.addLegend(offset=(-10, 10))
+            plot.setClipToView(True)
+            plot.setDownsampling(auto=True, mode="peak")
+            box = QCheckBox(name)
+            box.toggled.connect(lambda on, p=plot: p.setLogMode(y=on))
+            log_row.addWidget(box)
+            self.log_boxes[name] = box
+        log_row.addStretch(1)
+        self.bound.setXLink(self.loss)
+        self.gap.setXLink(self.loss)
+        self.cursor_label = QLabel(" ")
+        self.cursors = {}
+        for name, plot in self.plots.items():
+            line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((150, 150, 150), style=Qt.PenStyle.DashLine))
+            plot.addItem(line, ignoreBounds=True)
+            self.cursors[name] = line
+        self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(controls)
+        layout.addLayout(log_row)
+        layout.addWidget(self.graphics, stretch=1)
+        layout.addWidget(self.cursor_label)
+        self._items: dict[tuple, pg.PlotDataItem] = {}
+        self._runs: list[RunState] = []
+        self._selected: RunState | None = None
+        for w in (self.x_axis, self.terms_mode):
+            w.currentIndexChanged.connect(lambda *_: self.refresh(self._runs, self._selected, force=True))
+        self.smoothing.valueChanged.connect(lambda *_: self.refresh(self._runs, self._selected, force=True))
+        self._drawn: dict[int, tuple] = {}
+
+    def refresh(self, runs: list[RunState], selected: RunState | None, force: bool = False) -> None:
+        """Redraw curves of visible single runs whose data changed since the last call."""
+        self._runs, self._selected = runs, selected
+        shown = [r for r in runs if r.visible and not r.is_sweep]
+        keep = set()
+        for run in shown:
+            key = (run.revision, self.x_axis.currentIndex(), self.terms_mode.currentIndex(), self.smoothing.value())
+            keep.update(k for k in self._items if k[0] == run.run_id)
+            if not force and self._drawn.get(run.run_id) == key:
+                continue
+            self._drawn[run.run_id] = key
+            self._draw_run(run, keep)
+        for k in [k for k in self._items if k not in keep]:
+            item = self._items.pop(k)
+            item.getViewBox() and item.getViewBox().removeItem(item)
+            for plot in self.plots.values():
+                if plot.legend is not None:
+                    plot.legend.removeItem(item)
+        self._drawn = {rid: v for rid, v in self._drawn.items() if any(r.run_id == rid for r in shown)}
+
+    def _curve(self, run: RunState, plot: str, series: str, keep: set, **style) -> pg.PlotDataItem:
+        key = (run.run_id, plot, series)
+        keep.add(key)
+        if key not in self._items:
+            name = style.pop("name", None)
+            item = pg.PlotDataItem(name=name, **style)
+            self.plots[plot].addItem(item)
+            self._items[key] = item
+        return self._items[key]
+
+    def _x_of_evals(self, run: RunState) -> np.ndarray:
+        key = "wall" if self.x_axis.currentIndex() == 1 else "step"
+        return np.array([ev[key] for ev in run.evals], dtype=float)
+
+    def _draw_run(self, run: RunState, keep: set) -> None:
+        colour = run.colour
+        label = f"#{run.run_id}"
+        x = np.asarray(run.walls if self.x_axis.currentIndex() == 1 else run.steps, dtype=float)
+        y = np.asarray(run.losses, dtype=float)
+        raw = self._curve(run, "loss", "raw", keep, pen=pg.mkPen((*colour, 60)))
+        smooth = self._curve(run, "loss", "smooth", keep, pen=pg.mkPen(colour, width=2), name=f"{label} train")
+        if len(x):
+            sx, sy = decimate(x, debiased_ema(y, self.smoothing.value()), MAX_DISPLAY_POINTS)
+            rx, ry = decimate(x, y, MAX_DISPLAY_POINTS)
+            raw.setData(rx, ry, skipFiniteCheck=True)
+            smooth.setData(sx, sy, skipFiniteCheck=True)
+        ex = self._x_of_evals(run)
+        if not len(ex):
+            return
+        held = self._curve(run, "loss", "held-out", keep, pen=None, symbol="o", symbolSize=7,
+                           symbolBrush=colour, name=f"{label} held-out")
+        held.setData(ex, [ev["dsm_test"] for ev in run.evals])
+        total = np.array([ev["bound"] for ev in run.evals])
+        self._curve(run, "bound", "total", keep, pen=pg.mkPen(colour, width=2.5), symbol="o", symbolSize=5,
+                    symbolBrush=colour, name=f"{label} bound (R={run.config.R:g})").setData(ex, total)
+        mode = self.terms_mode.currentText()
+        if mode != "Total":
+            terms = [bound_terms(ev) for ev in run.evals]
+            cumulative = np.zeros(len(ex))
+            for name, style in TERM_STYLES.items():
+                values = np.array([t[name] for t in terms])
+                cumulative = cumulative + values
+                ys = cumulative.copy() if mode == "Stacked" else values
+                label_text = name if name in ("score_matching", "encoder_info") else f"√2R·{name}"
+                self._curve(run, "bound", name, keep, pen=pg.mkPen(colour, width=1.2, style=style),
+                            name=f"{label} {label_text}").setData(ex, ys)
+        self._curve(run, "gap", "test_kl", keep, pen=pg.mkPen(colour, width=2), symbol="s", symbolSize=6,
+                    symbolBrush=colour, name=f"{label} test KL").setData(ex, [ev["test_kl"] for ev in run.evals])
+        self._curve(run, "gap", "dsm_gap", keep, pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
+                    name=f"{label} DSM gap").setData(ex, [ev["dsm_gap"] for ev in run.evals])
+
+    def set_cursor(self, x: float) -> None:
+        """Move the linked cursor of all three plots to x and show the selected run's values there."""
+        for line in self.cursors.values():
+            line.setValue(x)
+        run = self._selected
+        if run is None or run.is_sweep:
+            self.cursor_label.setText(f"x = {x:.4g}")
+            return
+        parts = [f"x = {x:.4g}"]
+        xs = np.asarray(run.walls if self.x_axis.currentIndex() == 1 else run.steps, dtype=float)
+        if len(xs):
+            i = int(np.clip(np.searchsorted(xs, x), 0, len(xs) - 1))
+            parts.append(f"loss {run.losses[i]:.4f}")
+        ex = self._x_of_evals(run)
+        if len(ex):
+            j = int(np.argmin(np.abs(ex - x)))
+            ev = run.evals[j]
+            parts.append(f"eval @ {ev['step']}: bound {ev['bound']:.3f}, test KL {ev['test_kl']:.3f}")
+        self.cursor_label.setText("   ".join(parts))
+
+    def _mouse_moved(self, pos) -> None:
+        for plot in self.plots.values():
+            if plot.sceneBoundingRect().contains(pos):
+                x = plot.vb.mapSceneToView(pos).x()
+                if plot.ctrl.logXCheck.isChecked():
+                    x = 10**x
+                self.set_cursor(x)
+                return

@@ -1,0 +1,149 @@
+"""The run setup panel: every setting of a diffusion run or sweep, validated by core as you type."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+    QPushButton, QSpinBox, QVBoxLayout, QWidget,
+)
+
+from core.bounds.variants import VARIANTS
+from core.data.toy2d import TOY_DATASETS
+from core.errors import InfoGenError
+from core.grids import parse_float_grid, parse_seeds
+from core.training.config import DiffusionConfig
+
+PRESETS = {"paper (MLP 128)": 128, "small (MLP 64)": 64}
+FILE_DATASET = "file…"
+
+
+class RunForm(QWidget):
+    """Emits ``run_requested(config, Ts, seeds)`` when Run is pressed on valid settings."""
+
+    run_requested = Signal(object, list, list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        d = DiffusionConfig()
+        self.model = QComboBox()
+        self.model.addItem("Diffusion (VP-SDE)", "dm")
+        self.dataset = QComboBox()
+        self.dataset.addItems([*TOY_DATASETS, FILE_DATASET])
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("points file: .npy, .npz, .csv, .txt")
+        self.browse = QPushButton("Browse…")
+        self.m = _spin(2, 1_000_000, d.m)
+        self.T = QLineEdit(f"{d.T:g}")
+        self.T.setToolTip("one value for a single run, or a grid for a sweep: 0.2:1.8:0.2 or 0.2,0.6,1.0")
+        self.iters = _spin(1, 10_000_000, d.iters)
+        self.seeds = QLineEdit(str(d.seed))
+        self.seeds.setToolTip("one seed, a list 0,1,2 or a range 0-4; several seeds make a sweep")
+        self.R = QDoubleSpinBox()
+        self.R.setRange(1e-3, 1e6)
+        self.R.setDecimals(3)
+        self.R.setValue(d.R)
+        self.variant = QComboBox()
+        self.variant.addItems(list(VARIANTS))
+        self.preset = QComboBox()
+        self.preset.addItems(list(PRESETS))
+        self.eval_every = _spin(0, 10_000_000, d.eval_every)
+        self.eval_every.setToolTip("evaluate the bound and the test gap every k iterations (0: only at the end)")
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(6)
+        self.lr.setRange(1e-6, 1e12)
+        self.lr.setValue(d.lr)
+        self.n_steps = _spin(1, 100_000, d.n_steps)
+        self.mc = _spin(1, 100_000, d.mc_samples)
+        self.batch = _spin(1, 1_000_000, d.batch)
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #c0392b;")
+        self.run_button = QPushButton("Run")
+        self.run_button.setDefault(True)
+
+        form = QFormLayout()
+        form.addRow("Model", self.model)
+        form.addRow("Dataset", self.dataset)
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.path)
+        path_row.addWidget(self.browse)
+        form.addRow("File", path_row)
+        form.addRow("Training points m", self.m)
+        form.addRow("Diffusion time T", self.T)
+        form.addRow("Iterations", self.iters)
+        form.addRow("Seeds", self.seeds)
+        form.addRow("R (sub-Gaussian)", self.R)
+        form.addRow("Bound variant", self.variant)
+        form.addRow("Preset", self.preset)
+        form.addRow("Evaluate every", self.eval_every)
+        advanced = QGroupBox("Advanced")
+        adv = QFormLayout(advanced)
+        adv.addRow("Learning rate", self.lr)
+        adv.addRow("EM steps N", self.n_steps)
+        adv.addRow("MC samples K", self.mc)
+        adv.addRow("Batch size", self.batch)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(advanced)
+        layout.addWidget(self.error)
+        layout.addWidget(self.run_button)
+
+        for w in (self.path, self.T, self.seeds):
+            w.textChanged.connect(self.revalidate)
+        for w in (self.dataset, self.model, self.variant, self.preset):
+            w.currentIndexChanged.connect(self.revalidate)
+        for w in (self.m, self.iters, self.eval_every, self.n_steps, self.mc, self.batch):
+            w.valueChanged.connect(self.revalidate)
+        for w in (self.R, self.lr):
+            w.valueChanged.connect(self.revalidate)
+        self.browse.clicked.connect(self._browse)
+        self.run_button.clicked.connect(self._run)
+        self.revalidate()
+
+    def request(self) -> tuple[DiffusionConfig, list[float], list[int]]:
+        """The validated settings, or InfoGenError with the reason."""
+        Ts = parse_float_grid(self.T.text(), "T")
+        seeds = parse_seeds(self.seeds.text())
+        is_file = self.dataset.currentText() == FILE_DATASET
+        config = DiffusionConfig(
+            data="file" if is_file else self.dataset.currentText(),
+            data_path=self.path.text().strip() if is_file else "",
+            m=self.m.value(), T=Ts[0], iters=self.iters.value(), seed=seeds[0], eval_every=self.eval_every.value(),
+            variant=self.variant.currentText(), R=self.R.value(), hidden=PRESETS[self.preset.currentText()],
+            lr=self.lr.value(), n_steps=self.n_steps.value(), mc_samples=self.mc.value(), batch=self.batch.value(),
+        )
+        for T in Ts:
+            config.with_(T=T).validate()
+        return config, Ts, seeds
+
+    def revalidate(self) -> bool:
+        """Check the settings with core; show the reason and disable Run when they are invalid."""
+        is_file = self.dataset.currentText() == FILE_DATASET
+        self.path.setEnabled(is_file)
+        self.browse.setEnabled(is_file)
+        try:
+            self.request()
+        except InfoGenError as exc:
+            self.error.setText(str(exc))
+            self.run_button.setEnabled(False)
+            return False
+        self.error.setText("")
+        self.run_button.setEnabled(True)
+        return True
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Points file", "", "Points (*.npy *.npz *.csv *.txt)")
+        if path:
+            self.path.setText(path)
+
+    def _run(self) -> None:
+        if self.revalidate():
+            self.run_requested.emit(*self.request())
+
+
+def _spin(low: int, high: int, value: int) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setValue(value)
+    return box

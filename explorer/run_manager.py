@@ -1,0 +1,131 @@
+"""Starts, stops and tracks runs on Qt's global thread pool (superqt GeneratorWorkers)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import time
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QThreadPool, Signal
+from superqt.utils import GeneratorWorker, thread_worker
+
+from core.training.config import DiffusionConfig
+
+from .jobs import single_run_job, sweep_job
+from .run_state import RunState
+
+RUNS_DIR_ENV = "INFOGEN_RUNS_DIR"
+
+
+def default_runs_dir() -> Path:
+    """Where the app autosaves runs: $INFOGEN_RUNS_DIR, else ~/infogen-runs."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or Path.home() / "infogen-runs")
+
+
+class RunManager(QObject):
+    """Owns every RunState of the session and the worker that feeds it."""
+
+    run_added = Signal(int)
+    run_changed = Signal(int)
+    run_removed = Signal(int)
+    run_failed = Signal(int, str)
+
+    def __init__(self, runs_dir: Path | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runs_dir = runs_dir or default_runs_dir()
+        self.runs: dict[int, RunState] = {}
+        self._workers: dict[int, GeneratorWorker] = {}
+        self._stops: dict[int, threading.Event] = {}
+        self._next_id = 1
+
+    def start(self, config: DiffusionConfig, Ts: list[float], seeds: list[int]) -> RunState:
+        """Start a single run (one T, one seed) or a sweep; returns its state at once."""
+        run_id = self._next_id
+        self._next_id += 1
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        sweep = len(Ts) * len(seeds) > 1
+        label = (f"sweep {config.data} m={config.m} T={Ts[0]:g}..{Ts[-1]:g} x{len(seeds)} seeds" if sweep
+                 else f"{config.data} m={config.m} T={Ts[0]:g} seed={seeds[0]}")
+        folder = self.runs_dir / f"{stamp}-run{run_id}"
+        base = config.with_(T=Ts[0], seed=seeds[0])
+        state = RunState(run_id, f"#{run_id} {label}", base, folder, pg.intColor(run_id - 1, hues=9).getRgb()[:3], list(Ts), list(seeds))
+        self.runs[run_id] = state
+        stop = threading.Event()
+        if sweep:
+            worker = thread_worker(sweep_job, start_thread=False, ignore_errors=True)(base, list(Ts), list(seeds), folder, stop)
+        else:
+            worker = thread_worker(single_run_job, start_thread=False, ignore_errors=True)(base, folder, stop)
+        worker.yielded.connect(lambda batch, rid=run_id: self._on_batch(rid, batch))
+        worker.errored.connect(lambda exc, rid=run_id: self._on_error(rid, exc))
+        worker.finished.connect(lambda rid=run_id: self._on_finished(rid))
+        self._workers[run_id], self._stops[run_id] = worker, stop
+        self.run_added.emit(run_id)
+        state.status = "running"
+        worker.start()
+        return state
+
+    def stop(self, run_id: int) -> None:
+        """Ask a run to stop; core checks between two training steps."""
+        if run_id in self._stops:
+            self._stops[run_id].set()
+            state = self.runs[run_id]
+            if state.active:
+                state.status = "stopping"
+                state.revision += 1
+                self.run_changed.emit(run_id)
+
+    def remove(self, run_id: int) -> None:
+        """Stop the run if needed and forget it (its files stay on disk)."""
+        self.stop(run_id)
+        self.runs.pop(run_id, None)
+        self.run_removed.emit(run_id)
+
+    def stop_all_and_wait(self, timeout_ms: int = 30000) -> bool:
+        """Stop every run and wait for the pool to drain (used on close and by tests)."""
+        for stop in self._stops.values():
+            stop.set()
+        for worker in self._workers.values():
+            worker.quit()
+        return QThreadPool.globalInstance().waitForDone(timeout_ms)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._workers)
+
+    def _on_batch(self, run_id: int, batch: list[dict]) -> None:
+        state = self.runs.get(run_id)
+        if state is None:
+            return
+        for record in batch:
+            if state.is_sweep:
+                state.add_sweep_event(record)
+            else:
+                state.add_record(record)
+        if state.status == "failed":
+            self.run_failed.emit(run_id, state.message)
+        self.run_changed.emit(run_id)
+
+    def _on_error(self, run_id: int, exc: Exception) -> None:
+        state = self.runs.get(run_id)
+        if state is not None:
+            state.fail(f"{type(exc).__name__}: {exc}")
+            self.run_failed.emit(run_id, state.message)
+            self.run_changed.emit(run_id)
+
+    def _on_finished(self, run_id: int) -> None:
+        self._workers.pop(run_id, None)
+        self._stops.pop(run_id, None)
+        state = self.runs.get(run_id)
+        if state is None:
+            return
+        if state.active:
+            if state.is_sweep and state.summary is not None and state.status != "stopping":
+                state.status, state.progress = "finished", 1.0
+            else:
+                state.status = "cancelled"
+            state.finished_at = state.finished_at or time.monotonic()
+            state.revision += 1
+        self.run_changed.emit(run_id)

@@ -1,0 +1,109 @@
+"""What the app keeps of one run or sweep: its settings, status, curves and every evaluation.
+
+Plain Python and numpy, filled from core records in the GUI thread; plots and panels read it at redraw time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.training.config import DiffusionConfig
+
+ARRAY_FIELDS = ("samples", "frames", "frame_times")
+
+
+@dataclass
+class RunState:
+    """One entry of the runs list."""
+
+    run_id: int
+    name: str
+    config: DiffusionConfig
+    folder: Path
+    colour: tuple[int, int, int]
+    Ts: list[float] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    status: str = "queued"
+    message: str = ""
+    started: float = field(default_factory=time.monotonic)
+    finished_at: float | None = None
+    progress: float = 0.0
+    visible: bool = True
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    walls: list[float] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
+    samples: list[np.ndarray] = field(default_factory=list)
+    frames: np.ndarray | None = None
+    frame_times: np.ndarray | None = None
+    sweep_finals: dict[str, dict] = field(default_factory=dict)
+    summary: dict | None = None
+    revision: int = 0
+
+    @property
+    def is_sweep(self) -> bool:
+        return len(self.Ts) * len(self.seeds) > 1
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "running", "stopping")
+
+    def eta_seconds(self) -> float | None:
+        """Remaining time from the elapsed time and the progress so far."""
+        if not self.active or self.progress <= 0.0:
+            return None
+        elapsed = time.monotonic() - self.started
+        return elapsed * (1.0 - self.progress) / self.progress
+
+    def add_record(self, record: dict) -> None:
+        """Fold one core record (single run) into the state."""
+        kind = record["kind"]
+        if kind == "step":
+            self.steps.append(record["step"])
+            self.losses.append(record["loss"])
+            self.walls.append(record["wall"])
+            self.progress = record["step"] / self.config.iters
+            self.status = "running" if self.status == "queued" else self.status
+        elif kind == "eval":
+            self.evals.append({k: v for k, v in record.items() if k not in ARRAY_FIELDS})
+            if "samples" in record:
+                self.samples.append(np.asarray(record["samples"]))
+            if "frames" in record:
+                self.frames, self.frame_times = np.asarray(record["frames"]), np.asarray(record["frame_times"])
+        elif kind == "error":
+            self.fail(record["message"])
+        elif kind in ("end", "cancelled"):
+            self.status = "finished" if kind == "end" else "cancelled"
+            self.progress = 1.0 if kind == "end" else self.progress
+            self.finished_at = time.monotonic()
+        self.revision += 1
+
+    def add_sweep_event(self, event: dict) -> None:
+        """Fold one sweep event (progress, eval, error, summary) into the state."""
+        kind = event["kind"]
+        if kind == "progress":
+            self.status = "running" if self.status == "queued" else self.status
+            n_groups_total = len(self.Ts) * len(self.seeds)
+            self._group_steps[tuple(event["runs"])] = (event["step"], len(event["runs"]))
+            done = sum(step * size for step, size in self._group_steps.values())
+            self.progress = min(1.0, done / (n_groups_total * self.config.iters))
+        elif kind == "eval" and event["step"] == event["iters"]:
+            self.sweep_finals[event["run"]] = event
+        elif kind == "error":
+            self.message = f"{event['run']}: {event['message']}"
+        elif kind == "summary":
+            self.summary = event["summary"]
+        self.revision += 1
+
+    def fail(self, message: str) -> None:
+        self.status = "failed"
+        self.message = message
+        self.finished_at = time.monotonic()
+        self.revision += 1
+
+    def __post_init__(self) -> None:
+        self._group_steps: dict[tuple, tuple[int, int]] = {}

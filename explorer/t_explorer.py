@@ -1,0 +1,210 @@
+"""The T slider: the encoder's view E_T#P (closed form, instant), a run's reverse trajectory, and for a sweep
+the bound and test KL against T with the samples of the nearest grid T. Nothing is sampled on a slider move:
+the encoder view uses noise drawn once, trajectories and sweep samples were recorded during the runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from superqt import QLabeledDoubleSlider
+
+from core.encoder_view import encoder_view, fixed_noise
+from core.errors import RunFileError
+from core.io.run_dir import read_run
+
+from .run_state import RunState
+from .training_points import training_points
+
+ENCODER, TRAJECTORY = "Encoder E_T#P̂ (closed form)", "Generator trajectory (reverse SDE)"
+T_MAX = 2.0
+PLAY_FPS = 20
+
+
+class TExplorer(QWidget):
+    """A labeled float slider for T with play, and the views it drives."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0.0, T_MAX)
+        self.slider.setDecimals(3)
+        self.slider.setValue(0.6)
+        self.play = QPushButton("▶ Play")
+        self.play.setCheckable(True)
+        self.view = QComboBox()
+        self.view.addItems([ENCODER, TRAJECTORY])
+        top = QHBoxLayout()
+        top.addWidget(QLabel("T"))
+        top.addWidget(self.slider, stretch=1)
+        top.addWidget(self.play)
+        top.addWidget(self.view)
+
+        self.scatter_plot = pg.PlotWidget()
+        self.scatter_plot.setAspectLocked(True)
+        self.scatter = pg.ScatterPlotItem(size=3, pen=None)
+        self.scatter_plot.addItem(self.scatter)
+        self.sweep_plot = pg.PlotWidget(title="Sweep: bound (left) and test KL (right) against T")
+        self.sweep_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.bound_curve = self.sweep_plot.plot(pen=pg.mkPen((52, 101, 164), width=2), symbol="o", symbolSize=6)
+        self.bound_band = pg.ErrorBarItem(pen=pg.mkPen((52, 101, 164, 120)))
+        self.sweep_plot.addItem(self.bound_band)
+        self.kl_view = pg.ViewBox()
+        self.sweep_plot.scene().addItem(self.kl_view)
+        self.sweep_plot.getAxis("right").linkToView(self.kl_view)
+        self.sweep_plot.showAxis("right")
+        self.sweep_plot.getAxis("right").setLabel("test KL")
+        self.sweep_plot.getAxis("left").setLabel("bound")
+        self.kl_view.setXLink(self.sweep_plot)
+        self.kl_curve = pg.PlotDataItem(pen=pg.mkPen((204, 0, 0), width=2), symbol="s", symbolSize=6)
+        self.kl_view.addItem(self.kl_curve)
+        self.sweep_plot.getViewBox().sigResized.connect(
+            lambda: self.kl_view.setGeometry(self.sweep_plot.getViewBox().sceneBoundingRect()))
+        self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((90, 90, 90), style=Qt.PenStyle.DashLine))
+        self.sweep_plot.addItem(self.cursor, ignoreBounds=True)
+        self.star_bound = pg.ScatterPlotItem(size=16, symbol="star", brush=pg.mkBrush(52, 101, 164))
+        self.star_kl = pg.ScatterPlotItem(size=16, symbol="star", brush=pg.mkBrush(204, 0, 0))
+        self.sweep_plot.addItem(self.star_bound)
+        self.kl_view.addItem(self.star_kl)
+        self.caption = QLabel(" ")
+        self.caption.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.scatter_plot, stretch=2)
+        layout.addWidget(self.sweep_plot, stretch=1)
+        layout.addWidget(self.caption)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(1000 // PLAY_FPS)
+        self.timer.timeout.connect(self._advance)
+        self.play.toggled.connect(self._toggle_play)
+        self.slider.valueChanged.connect(lambda *_: self.update_view())
+        self.view.currentIndexChanged.connect(lambda *_: self.update_view())
+        self._run: RunState | None = None
+        self._noise: np.ndarray | None = None
+        self._sample_cache: dict[tuple, np.ndarray | None] = {}
+        self._drawn_revision = None
+        self._sweep_stars: tuple[float | None, float | None] = (None, None)
+        self.sweep_plot.setVisible(False)
+
+    def set_run(self, run: RunState | None) -> None:
+        """Follow the selected run (a single run or a sweep)."""
+        if run is not self._run:
+            self._run, self._noise, self._drawn_revision = run, None, None
+            self.view.setEnabled(run is not None and not run.is_sweep)
+            self.sweep_plot.setVisible(run is not None and run.is_sweep)
+        if run is not None and run.revision != self._drawn_revision:
+            self._drawn_revision = run.revision
+            if run.is_sweep:
+                self._draw_sweep_curves(run)
+            self.update_view()
+
+    def update_view(self) -> None:
+        """Redraw the scatter for the slider's T (cheap: no sampling)."""
+        run, T = self._run, float(self.slider.value())
+        self.cursor.setValue(T)
+        if run is None:
+            self.scatter.setData(pos=np.zeros((0, 2)))
+            self.caption.setText("select a run")
+            return
+        if run.is_sweep:
+            self._show_sweep_samples(run, T)
+        elif self.view.currentText() == TRAJECTORY:
+            self._show_trajectory(run, T)
+        else:
+            self._show_encoder(run, T)
+
+    def _show_encoder(self, run: RunState, T: float) -> None:
+        pts = training_points(run)
+        if pts is None or pts.shape[1] != 2:
+            self.scatter.setData(pos=np.zeros((0, 2)))
+            self.caption.setText("the encoder view needs 2-D training data that loads")
+            return
+        if self._noise is None or self._noise.shape != pts.shape:
+            self._noise = fixed_noise(pts.shape)
+        self.scatter.setData(pos=encoder_view(pts, T, self._noise), brush=pg.mkBrush(*run.colour, 150))
+        self.caption.setText(f"E_T#P̂ at T = {T:.3f}: one draw of α(T)·x + σ(T)·ε per training point "
+                             f"(closed form; the encoder forgets x as T grows)")
+
+    def _show_trajectory(self, run: RunState, T: float) -> None:
+        if run.frames is None:
+            self.scatter.setData(pos=np.zeros((0, 2)))
+            self.caption.setText("the reverse trajectory appears after the first evaluation")
+            return
+        i = int(np.argmin(np.abs(run.frame_times - T)))
+        self.scatter.setData(pos=run.frames[i][:, :2], brush=pg.mkBrush(*run.colour, 150))
+        self.caption.setText(f"reverse SDE at forward time t = {run.frame_times[i]:.3f} "
+                             f"(from π at t = {run.config.T:g} down to the samples at t = 0), "
+                             f"frame {i + 1}/{len(run.frame_times)}")
+
+    def _sweep_table(self, run: RunState) -> tuple[list[float], list[float], list[float], list[float]]:
+        """Per grid T: bound mean, bound std, test KL mean over the seeds finished so far."""
+        Ts, bounds, stds, kls = [], [], [], []
+        for T in run.Ts:
+            finals = [ev for ev in run.sweep_finals.values() if abs(ev["T"] - T) < 1e-9]
+            if finals:
+                b = np.array([ev["bound"] for ev in finals], dtype=float)
+                Ts.append(T)
+                bounds.append(float(b.mean()))
+                stds.append(float(b.std(ddof=1)) if len(b) > 1 else 0.0)
+                kls.append(float(np.mean([ev["test_kl"] for ev in finals])))
+        return Ts, bounds, stds, kls
+
+    def _draw_sweep_curves(self, run: RunState) -> None:
+        Ts, bounds, stds, kls = self._sweep_table(run)
+        x = np.array(Ts)
+        self.bound_curve.setData(x, bounds)
+        self.kl_curve.setData(x, kls)
+        if len(x):
+            self.bound_band.setData(x=x, y=np.array(bounds), height=2 * np.array(stds))
+            ib, ik = int(np.argmin(bounds)), int(np.argmin(kls))
+            self.star_bound.setData([x[ib]], [bounds[ib]])
+            self.star_kl.setData([x[ik]], [kls[ik]])
+            self.kl_view.enableAutoRange()
+            self._sweep_stars = (float(x[ib]), float(x[ik]))
+
+    def _show_sweep_samples(self, run: RunState, T: float) -> None:
+        grid = np.array(run.Ts)
+        nearest = float(grid[int(np.argmin(np.abs(grid - T)))])
+        seed = run.seeds[0]
+        samples = self._grid_samples(run.folder / f"T{nearest:g}_seed{seed}")
+        stars = self._sweep_stars
+        star_text = f"T* by bound {stars[0]}, T* by test KL {stars[1]}" if stars[0] is not None else "no run finished yet"
+        if samples is None:
+            self.scatter.setData(pos=np.zeros((0, 2)))
+            self.caption.setText(f"grid T = {nearest:g} (seed {seed}) has no samples yet; {star_text}")
+            return
+        self.scatter.setData(pos=samples[:, :2], brush=pg.mkBrush(*run.colour, 150))
+        self.caption.setText(f"samples of the model at grid T = {nearest:g} (seed {seed}); {star_text}")
+
+    def _grid_samples(self, folder: Path) -> np.ndarray | None:
+        path = folder / "samples.safetensors"
+        try:
+            key = (str(path), path.stat().st_mtime_ns)
+        except OSError:
+            return None
+        if key not in self._sample_cache:
+            try:
+                samples = read_run(folder).samples
+                last = max(samples, key=lambda k: int(k.split("_")[1])) if samples else None
+                self._sample_cache[key] = samples[last] if last else None
+            except RunFileError:
+                self._sample_cache[key] = None
+        return self._sample_cache[key]
+
+    def _toggle_play(self, on: bool) -> None:
+        self.play.setText("❚❚ Pause" if on else "▶ Play")
+        if on:
+            self.timer.start()
+        else:
+            self.timer.stop()
+
+    def _advance(self) -> None:
+        lo, hi = self.slider.minimum(), self.slider.maximum()
+        value = self.slider.value() + (hi - lo) / 100
+        self.slider.setValue(lo if value > hi else value)  # loop

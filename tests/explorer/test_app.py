@@ -1,0 +1,179 @@
+"""The app driven as a user would: pytest-qt, offscreen, tiny runs."""
+
+import numpy as np
+import pytest
+
+from core.encoder_view import encoder_view
+
+RUN_TIMEOUT_MS = 120_000
+
+
+def run_and_wait(qtbot, window, status=("finished",)):
+    window.form.run_button.click()
+    run = window.selected_run
+    assert run is not None
+    qtbot.waitUntil(lambda: run.status in status and not window.manager.busy, timeout=RUN_TIMEOUT_MS)
+    qtbot.wait(100)  # one redraw tick
+    window.redraw()
+    return run
+
+
+def test_the_default_run_fills_loss_bound_and_gap_plots_and_renders_samples(qtbot, window):
+    assert window.form.dataset.currentText() == "swissroll" and window.form.T.text() == "0.6"
+    run = run_and_wait(qtbot, window)
+    assert len(run.steps) == 40 and [ev["step"] for ev in run.evals] == [20, 40]
+    items = window.plots._items
+    assert len(items[(run.run_id, "loss", "smooth")].getData()[0]) == 40
+    assert len(items[(run.run_id, "loss", "held-out")].getData()[0]) == 2
+    assert len(items[(run.run_id, "bound", "total")].getData()[1]) == 2
+    assert np.allclose(items[(run.run_id, "bound", "total")].getData()[1], [ev["bound"] for ev in run.evals])
+    assert len(items[(run.run_id, "gap", "test_kl")].getData()[1]) == 2
+    generated = window.samples.gen_item.getData()
+    assert len(generated[0]) == 1000
+    assert window.samples.slider.maximum() == 1
+    assert "evaluation 2/2" in window.samples.label.text()
+    assert run.frames is not None and run.frames.shape[1:] == (1000, 2)
+    assert (run.folder / "history.jsonl").exists() and (run.folder / "weights.safetensors").exists()
+    assert "100%" in window.runs_table.cellWidget(0, 3).format()
+
+
+def test_scrubbing_back_through_evaluations(qtbot, window):
+    run = run_and_wait(qtbot, window)
+    window.samples.slider.setValue(0)
+    assert "evaluation 1/2 at step 20" in window.samples.label.text()
+    np.testing.assert_array_equal(np.column_stack(window.samples.gen_item.getData()), run.samples[0])
+
+
+def test_stop_ends_the_run_within_one_step(qtbot, window, monkeypatch):
+    import explorer.jobs as jobs
+
+    seen = {"step": 0}
+    real = jobs.train_diffusion
+
+    def counting(config, should_stop):
+        for record in real(config, should_stop):
+            if record["kind"] == "step":
+                seen["step"] = record["step"]
+            yield record
+
+    monkeypatch.setattr(jobs, "train_diffusion", counting)
+    window.form.iters.setValue(1_000_000)
+    window.form.eval_every.setValue(0)
+    window.form.run_button.click()
+    run = window.selected_run
+    qtbot.waitUntil(lambda: len(run.steps) >= 5, timeout=RUN_TIMEOUT_MS)
+    at_stop = seen["step"]
+    window.runs_table.cellWidget(0, 4).click()
+    qtbot.waitUntil(lambda: run.status == "cancelled" and not window.manager.busy, timeout=10_000)
+    assert run.steps[-1] <= at_stop + 1
+    assert run.progress < 0.01
+
+
+def test_the_T_slider_changes_the_encoder_view(qtbot, window):
+    run = run_and_wait(qtbot, window)
+    t = window.t_explorer
+    t.view.setCurrentIndex(0)
+    t.slider.setValue(0.2)
+    early = np.column_stack(t.scatter.getData())
+    t.slider.setValue(1.5)
+    late = np.column_stack(t.scatter.getData())
+    assert early.shape == late.shape == (64, 2)
+    assert late.std() < early.std() * 1.5 and abs(late.mean()) < abs(early.mean()) + 0.5
+    from explorer.training_points import training_points
+
+    pts = training_points(run)
+    np.testing.assert_allclose(late, encoder_view(pts, 1.5, t._noise), rtol=1e-5)
+    assert "T = 1.500" in t.caption.text()
+    t.view.setCurrentIndex(1)
+    t.slider.setValue(0.0)
+    assert "frame" in t.caption.text()
+    np.testing.assert_allclose(np.column_stack(t.scatter.getData()), run.frames[-1])
+
+
+def test_play_moves_the_slider_and_stops(qtbot, window):
+    t = window.t_explorer
+    start = t.slider.value()
+    t.play.setChecked(True)
+    qtbot.waitUntil(lambda: t.slider.value() != start, timeout=2000)
+    t.play.setChecked(False)
+    assert not t.timer.isActive()
+
+
+def test_invalid_settings_are_refused_in_the_form(qtbot, window):
+    form = window.form
+    form.T.setText("0")
+    assert not form.run_button.isEnabled() and "diffusion time T" in form.error.text()
+    form.T.setText("0.2:1.8:0")
+    assert not form.run_button.isEnabled() and "T grid" in form.error.text()
+    form.T.setText("0.6")
+    form.dataset.setCurrentText("file…")
+    assert not form.run_button.isEnabled() and "data_path" in form.error.text()
+    form.dataset.setCurrentText("moons")
+    assert form.run_button.isEnabled() and form.error.text() == ""
+
+
+def test_a_failing_run_shows_its_error_and_the_app_stays_usable(qtbot, window, tmp_path):
+    pts = np.random.default_rng(0).normal(size=(100, 2))
+    pts[5, 0] = np.nan
+    np.save(tmp_path / "bad.npy", pts)
+    window.form.dataset.setCurrentText("file…")
+    window.form.path.setText(str(tmp_path / "bad.npy"))
+    run = run_and_wait(qtbot, window, status=("failed",))
+    assert window.banner.isVisible() and "NaN" in window.banner.text() and "bad.npy" in window.banner.text()
+    assert run.status == "failed"
+    window.form.dataset.setCurrentText("swissroll")
+    run2 = run_and_wait(qtbot, window)
+    assert run2.status == "finished" and not window.banner.isVisible()
+
+
+def test_a_nan_loss_is_reported_with_its_step(qtbot, window):
+    window.form.lr.setValue(1e12)
+    window.form.eval_every.setValue(0)
+    run = run_and_wait(qtbot, window, status=("failed",))
+    assert "at step" in window.banner.text() and "learning rate" in window.banner.text()
+    assert run.status == "failed"
+
+
+def test_runs_overlay_and_remove(qtbot, window):
+    first = run_and_wait(qtbot, window)
+    window.form.T.setText("1.0")
+    second = run_and_wait(qtbot, window)
+    keys = window.plots._items
+    assert (first.run_id, "bound", "total") in keys and (second.run_id, "bound", "total") in keys
+    from PySide6.QtCore import Qt
+
+    window.runs_table.item(0, 0).setCheckState(Qt.CheckState.Unchecked)
+    window.redraw()
+    assert (first.run_id, "bound", "total") not in window.plots._items
+    window.runs_table.cellWidget(1, 5).click()
+    assert second.run_id not in window.manager.runs and window.runs_table.rowCount() == 1
+
+
+def test_closing_the_window_cancels_and_waits_for_running_work(qtbot, window):
+    window.form.iters.setValue(1_000_000)
+    window.form.eval_every.setValue(0)
+    window.form.run_button.click()
+    run = window.selected_run
+    qtbot.waitUntil(lambda: len(run.steps) > 2, timeout=RUN_TIMEOUT_MS)
+    window.close()
+    from PySide6.QtCore import QThreadPool
+
+    assert QThreadPool.globalInstance().activeThreadCount() == 0  # close() waited for the worker
+    import json
+
+    last = json.loads((run.folder / "history.jsonl").read_text().splitlines()[-1])
+    assert last["kind"] == "cancelled"  # and what it had done is saved
+    qtbot.waitUntil(lambda: run.status == "cancelled" and not window.manager.busy, timeout=5000)
+
+
+@pytest.mark.slow
+def test_a_sweep_from_the_form_shows_bound_against_T(qtbot, window):
+    window.form.T.setText("0.4,1.0")
+    run = run_and_wait(qtbot, window)
+    assert run.is_sweep and run.summary is not None
+    assert sorted(ev["T"] for ev in run.sweep_finals.values()) == [0.4, 1.0]
+    t = window.t_explorer
+    assert len(t.bound_curve.getData()[0]) == 2 and len(t.kl_curve.getData()[0]) == 2
+    t.slider.setValue(0.95)
+    assert "grid T = 1" in t.caption.text()
+    assert len(t.scatter.getData()[0]) == 1000
