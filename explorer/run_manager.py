@@ -84,11 +84,14 @@ class RunManager(QObject):
         self.run_removed.emit(run_id)
 
     def stop_all_and_wait(self, timeout_ms: int = 30000) -> bool:
-        """Stop every run and wait for the pool to drain (used on close and by tests)."""
+        """Stop every run and wait for the pool to drain (used on close and by tests).
+
+        Only the runs' own stop events are set: core then ends each run between two steps with a
+        ``cancelled`` record and the run files are closed properly. (GeneratorWorker.quit would abandon the
+        generator mid-way, leaving its files to the garbage collector.)
+        """
         for stop in self._stops.values():
             stop.set()
-        for worker in self._workers.values():
-            worker.quit()
         return QThreadPool.globalInstance().waitForDone(timeout_ms)
 
     @property
