@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import time
 
 import torch
 from PySide6.QtCore import Qt, QTimer
@@ -20,12 +22,25 @@ from .samples_panel import SamplesPanel
 from .t_explorer import TExplorer
 
 REDRAW_HZ = 20
+# The GUI thread may spend at most this share of the time redrawing; the rest is left to training, which
+# shares the interpreter lock with it.
+MAX_REDRAW_DUTY = 0.06
 FRAMES_PER_TRAJECTORY = 50
+REDRAW_PARTS = ("loss", "bound", "gap", "samples", "t")
+
+
+GIL_SWITCH_SECONDS = 0.0005
 
 
 def leave_gui_a_core() -> None:
-    """Torch's intra-op threads are process-wide: keep one core for the event loop."""
+    """Keep the event loop responsive beside a training thread.
+
+    Torch's intra-op threads are process-wide: leave one core to the GUI. And hand the interpreter lock over
+    sooner than Python's default 5 ms: pyqtgraph paints in Python between Qt calls that release the lock, so
+    each hand-over would otherwise wait for the training thread's switch interval.
+    """
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
 
 
 class MainWindow(QMainWindow):
@@ -81,6 +96,8 @@ class MainWindow(QMainWindow):
         self.runs_table.visibility_changed.connect(self._set_visible)
         self._selected: RunState | None = None
         self._dirty = True
+        self._next_redraw = 0.0
+        self._part = 0
         self.redraw_timer = QTimer(self)
         self.redraw_timer.setInterval(1000 // REDRAW_HZ)
         self.redraw_timer.timeout.connect(self.redraw)
@@ -136,18 +153,32 @@ class MainWindow(QMainWindow):
             run.visible = visible
             self._dirty = True
 
-    def redraw(self) -> None:
-        """At most REDRAW_HZ times a second: progress bars, curves, samples and the T views."""
+    def redraw(self, force: bool = False) -> None:
+        """Called REDRAW_HZ times a second: progress bars, then one panel per tick in turn.
+
+        Painting one panel per tick keeps each event-loop turn short, and the redraw budget keeps the GUI's
+        share of the time (it shares the interpreter lock with training) under MAX_REDRAW_DUTY.
+        """
+        now = time.perf_counter()
         for run in self.manager.runs.values():
             if run.active:
                 self.runs_table.update_run(run)
-        if not self._dirty:
+        if not self._dirty or (now < self._next_redraw and not force):
             return
-        self._dirty = any(r.active for r in self.manager.runs.values())
         runs = list(self.manager.runs.values())
-        self.plots.refresh(runs, self._selected)
-        self.samples.refresh(self._selected)
-        self.t_explorer.set_run(self._selected)
+        parts = [part for part in REDRAW_PARTS] if force else [REDRAW_PARTS[self._part % len(REDRAW_PARTS)]]
+        self._part += 1
+        for part in parts:
+            if part in ("loss", "bound", "gap"):
+                self.plots.refresh(runs, self._selected, which=(part,))
+            elif part == "samples":
+                self.samples.refresh(self._selected)
+            else:
+                self.t_explorer.set_run(self._selected)
+        if self._part % len(REDRAW_PARTS) == 0:
+            self._dirty = any(r.active for r in runs)
+        cost = time.perf_counter() - now
+        self._next_redraw = now + max(0.0, cost / MAX_REDRAW_DUTY - 1.0 / REDRAW_HZ)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Cancel every run and wait for the workers before the window goes."""

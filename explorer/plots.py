@@ -7,12 +7,13 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 from superqt import QLabeledDoubleSlider
 
 from core.smoothing import MAX_WEIGHT, debiased_ema, decimate
 
 from .run_state import RunState
+from .sticky_range import sticky_interval
 
 MAX_DISPLAY_POINTS = 2000
 TERM_STYLES = {
@@ -21,6 +22,13 @@ TERM_STYLES = {
     "encoder_prior": Qt.PenStyle.DashDotLine,
     "generator": Qt.PenStyle.DashDotDotLine,
 }
+
+
+def cache_axes(plot: pg.PlotItem) -> None:
+    """Paint each axis into a cached pixmap: repainting a curve then only blits the axes, and an axis is
+    re-rendered only when its range (which sticky_range keeps still) changes."""
+    for name in ("left", "bottom", "right", "top"):
+        plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 def bound_terms(ev: dict) -> dict[str, float]:
@@ -43,6 +51,7 @@ class MetricPlots(QWidget):
         self.terms_mode = QComboBox()
         self.terms_mode.addItems(["Total", "Terms", "Stacked"])
         self.terms_mode.setCurrentText("Terms")
+        self.fit_button = QPushButton("Fit to data")
         controls = QHBoxLayout()
         controls.addWidget(QLabel("x:"))
         controls.addWidget(self.x_axis)
@@ -50,6 +59,7 @@ class MetricPlots(QWidget):
         controls.addWidget(self.smoothing, stretch=1)
         controls.addWidget(QLabel("bound:"))
         controls.addWidget(self.terms_mode)
+        controls.addWidget(self.fit_button)
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.loss = self.graphics.addPlot(row=0, col=0, title="DSM loss (train, held-out at evaluations)")
@@ -64,8 +74,12 @@ class MetricPlots(QWidget):
             plot.addLegend(offset=(-10, 10))
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
+            plot.disableAutoRange()
+            plot.hideButtons()
+            cache_axes(plot)
+            plot.vb.sigRangeChangedManually.connect(lambda *_, n=name: self._user_zoomed.add(n))
             box = QCheckBox(name)
-            box.toggled.connect(lambda on, p=plot: p.setLogMode(y=on))
+            box.toggled.connect(lambda on, p=plot, n=name: self._set_log(n, p, on))
             log_row.addWidget(box)
             self.log_boxes[name] = box
         log_row.addStretch(1)
@@ -86,36 +100,80 @@ class MetricPlots(QWidget):
         layout.addWidget(self.graphics, stretch=1)
         layout.addWidget(self.cursor_label)
         self._items: dict[tuple, pg.PlotDataItem] = {}
+        self._ranges: dict[str, tuple] = {}
+        self._user_zoomed: set[str] = set()
+        self.fit_button.clicked.connect(self.fit_to_data)
         self._runs: list[RunState] = []
         self._selected: RunState | None = None
         for w in (self.x_axis, self.terms_mode):
             w.currentIndexChanged.connect(lambda *_: self.refresh(self._runs, self._selected, force=True))
+        self.x_axis.currentIndexChanged.connect(lambda *_: self.fit_to_data())
         self.smoothing.valueChanged.connect(lambda *_: self.refresh(self._runs, self._selected, force=True))
-        self._drawn: dict[int, tuple] = {}
+        self._drawn: dict[tuple, tuple] = {}
 
-    def refresh(self, runs: list[RunState], selected: RunState | None, force: bool = False) -> None:
-        """Redraw curves of visible single runs whose data changed since the last call."""
+    def refresh(self, runs: list[RunState], selected: RunState | None, force: bool = False,
+                which: tuple[str, ...] = ("loss", "bound", "gap")) -> None:
+        """Redraw the named plots' curves for visible single runs whose data changed since the last call.
+
+        The loss plot follows every step; the bound and gap plots change only at evaluations.
+        """
         self._runs, self._selected = runs, selected
         shown = [r for r in runs if r.visible and not r.is_sweep]
-        keep = set()
+        shown_ids = {r.run_id for r in shown}
+        settings = (self.x_axis.currentIndex(), self.terms_mode.currentIndex(), self.smoothing.value())
         for run in shown:
-            key = (run.revision, self.x_axis.currentIndex(), self.terms_mode.currentIndex(), self.smoothing.value())
-            keep.update(k for k in self._items if k[0] == run.run_id)
-            if not force and self._drawn.get(run.run_id) == key:
-                continue
-            self._drawn[run.run_id] = key
-            self._draw_run(run, keep)
-        for k in [k for k in self._items if k not in keep]:
-            item = self._items.pop(k)
-            item.getViewBox() and item.getViewBox().removeItem(item)
-            for plot in self.plots.values():
-                if plot.legend is not None:
-                    plot.legend.removeItem(item)
-        self._drawn = {rid: v for rid, v in self._drawn.items() if any(r.run_id == rid for r in shown)}
+            for plot in which:
+                key = (run.revision if plot == "loss" else run.eval_revision, settings)
+                if force or self._drawn.get((run.run_id, plot)) != key:
+                    self._drawn[(run.run_id, plot)] = key
+                    self._draw_run(run, plot)
+        for k in [k for k in self._items if k[0] not in shown_ids]:
+            self._drop(k)
+        self._drawn = {k: v for k, v in self._drawn.items() if k[0] in shown_ids}
+        self._update_ranges(which)
 
-    def _curve(self, run: RunState, plot: str, series: str, keep: set, **style) -> pg.PlotDataItem:
+    def fit_to_data(self) -> None:
+        """Forget the user's zoom and fit every plot to its data again."""
+        self._user_zoomed.clear()
+        self._ranges.clear()
+        self._update_ranges()
+
+    def _set_log(self, name: str, plot, on: bool) -> None:
+        plot.setLogMode(y=on)
+        self._ranges.pop(name, None)
+        self._update_ranges()
+
+    def _update_ranges(self, which: tuple[str, ...] = ("loss", "bound", "gap")) -> None:
+        """Move a plot's view only when its data left the current range (see sticky_range)."""
+        xs, ys = {n: [] for n in self.plots}, {n: [] for n in self.plots}
+        for (rid, plot, series), item in self._items.items():
+            if plot not in which:
+                continue
+            x, y = item.getData()
+            if x is None or not len(x):
+                continue
+            x, y = np.asarray(x, float), np.asarray(y, float)
+            if self.log_boxes[plot].isChecked():
+                y = np.log10(y[y > 0]) if np.any(y > 0) else np.array([])
+            xs[plot].append(x[np.isfinite(x)])
+            ys[plot].append(y[np.isfinite(y)])
+        for name, plot in self.plots.items():
+            if name not in which or name in self._user_zoomed or not xs[name]:
+                continue
+            x, y = np.concatenate(xs[name]), np.concatenate(ys[name])
+            if not len(x) or not len(y):
+                continue
+            old = self._ranges.get(name, (None, None))
+            new_x = sticky_interval(old[0], float(x.min()), float(x.max()), anchor_zero=True)
+            new_y = sticky_interval(old[1], float(y.min()), float(y.max()))
+            if new_x is None and new_y is None:
+                continue
+            rx, ry = new_x or old[0], new_y or old[1]
+            self._ranges[name] = (rx, ry)
+            plot.setRange(xRange=rx, yRange=ry, padding=0, update=True)
+
+    def _curve(self, run: RunState, plot: str, series: str, **style) -> pg.PlotDataItem:
         key = (run.run_id, plot, series)
-        keep.add(key)
         if key not in self._items:
             name = style.pop("name", None)
             item = pg.PlotDataItem(name=name, **style)
@@ -123,33 +181,53 @@ class MetricPlots(QWidget):
             self._items[key] = item
         return self._items[key]
 
+    def _drop(self, key: tuple) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.plots[key[1]].removeItem(item)
+            if self.plots[key[1]].legend is not None:
+                self.plots[key[1]].legend.removeItem(item)
+
     def _x_of_evals(self, run: RunState) -> np.ndarray:
         key = "wall" if self.x_axis.currentIndex() == 1 else "step"
         return np.array([ev[key] for ev in run.evals], dtype=float)
 
-    def _draw_run(self, run: RunState, keep: set) -> None:
+    def _draw_run(self, run: RunState, plot: str) -> None:
         colour = run.colour
         label = f"#{run.run_id}"
+        ex = self._x_of_evals(run)
+        if plot == "loss":
+            self._draw_loss(run, colour, label, ex)
+        elif plot == "bound" and len(ex):
+            self._draw_bound(run, colour, label, ex)
+        elif plot == "gap" and len(ex):
+            self._draw_gap(run, colour, label, ex)
+
+    def _draw_loss(self, run: RunState, colour, label: str, ex: np.ndarray) -> None:
         x = np.asarray(run.walls if self.x_axis.currentIndex() == 1 else run.steps, dtype=float)
         y = np.asarray(run.losses, dtype=float)
-        raw = self._curve(run, "loss", "raw", keep, pen=pg.mkPen((*colour, 60)))
-        smooth = self._curve(run, "loss", "smooth", keep, pen=pg.mkPen(colour, width=2), name=f"{label} train")
+        raw = self._curve(run, "loss", "raw", pen=pg.mkPen((*colour, 60)))
+        smooth = self._curve(run, "loss", "smooth", pen=pg.mkPen(colour, width=2), name=f"{label} train")
         if len(x):
             sx, sy = decimate(x, debiased_ema(y, self.smoothing.value()), MAX_DISPLAY_POINTS)
             rx, ry = decimate(x, y, MAX_DISPLAY_POINTS)
             raw.setData(rx, ry, skipFiniteCheck=True)
             smooth.setData(sx, sy, skipFiniteCheck=True)
-        ex = self._x_of_evals(run)
         if not len(ex):
             return
-        held = self._curve(run, "loss", "held-out", keep, pen=None, symbol="o", symbolSize=7,
+        held = self._curve(run, "loss", "held-out", pen=None, symbol="o", symbolSize=7,
                            symbolBrush=colour, name=f"{label} held-out")
         held.setData(ex, [ev["dsm_test"] for ev in run.evals])
+
+    def _draw_bound(self, run: RunState, colour, label: str, ex: np.ndarray) -> None:
         total = np.array([ev["bound"] for ev in run.evals])
-        self._curve(run, "bound", "total", keep, pen=pg.mkPen(colour, width=2.5), symbol="o", symbolSize=5,
+        self._curve(run, "bound", "total", pen=pg.mkPen(colour, width=2.5), symbol="o", symbolSize=5,
                     symbolBrush=colour, name=f"{label} bound (R={run.config.R:g})").setData(ex, total)
         mode = self.terms_mode.currentText()
-        if mode != "Total":
+        if mode == "Total":
+            for name in TERM_STYLES:
+                self._drop((run.run_id, "bound", name))
+        else:
             terms = [bound_terms(ev) for ev in run.evals]
             cumulative = np.zeros(len(ex))
             for name, style in TERM_STYLES.items():
@@ -157,11 +235,13 @@ class MetricPlots(QWidget):
                 cumulative = cumulative + values
                 ys = cumulative.copy() if mode == "Stacked" else values
                 label_text = name if name in ("score_matching", "encoder_info") else f"√2R·{name}"
-                self._curve(run, "bound", name, keep, pen=pg.mkPen(colour, width=1.2, style=style),
+                self._curve(run, "bound", name, pen=pg.mkPen(colour, width=1.2, style=style),
                             name=f"{label} {label_text}").setData(ex, ys)
-        self._curve(run, "gap", "test_kl", keep, pen=pg.mkPen(colour, width=2), symbol="s", symbolSize=6,
+
+    def _draw_gap(self, run: RunState, colour, label: str, ex: np.ndarray) -> None:
+        self._curve(run, "gap", "test_kl", pen=pg.mkPen(colour, width=2), symbol="s", symbolSize=6,
                     symbolBrush=colour, name=f"{label} test KL").setData(ex, [ev["test_kl"] for ev in run.evals])
-        self._curve(run, "gap", "dsm_gap", keep, pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
+        self._curve(run, "gap", "dsm_gap", pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
                     name=f"{label} DSM gap").setData(ex, [ev["dsm_gap"] for ev in run.evals])
 
     def set_cursor(self, x: float) -> None:

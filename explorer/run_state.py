@@ -43,6 +43,7 @@ class RunState:
     sweep_finals: dict[str, dict] = field(default_factory=dict)
     summary: dict | None = None
     revision: int = 0
+    eval_revision: int = 0
 
     @property
     def is_sweep(self) -> bool:
@@ -74,6 +75,7 @@ class RunState:
                 self.samples.append(np.asarray(record["samples"]))
             if "frames" in record:
                 self.frames, self.frame_times = np.asarray(record["frames"]), np.asarray(record["frame_times"])
+            self.eval_revision += 1
         elif kind == "error":
             self.fail(record["message"])
         elif kind in ("end", "cancelled"):
@@ -93,10 +95,12 @@ class RunState:
             self.progress = min(1.0, done / (n_groups_total * self.config.iters))
         elif kind == "eval" and event["step"] == event["iters"]:
             self.sweep_finals[event["run"]] = event
+            self.eval_revision += 1
         elif kind == "error":
             self.message = f"{event['run']}: {event['message']}"
         elif kind == "summary":
             self.summary = event["summary"]
+            self.eval_revision += 1
         self.revision += 1
 
     def fail(self, message: str) -> None:

@@ -98,8 +98,8 @@ class TExplorer(QWidget):
             self._run, self._noise, self._drawn_revision = run, None, None
             self.view.setEnabled(run is not None and not run.is_sweep)
             self.sweep_plot.setVisible(run is not None and run.is_sweep)
-        if run is not None and run.revision != self._drawn_revision:
-            self._drawn_revision = run.revision
+        if run is not None and run.eval_revision != self._drawn_revision:
+            self._drawn_revision = run.eval_revision
             if run.is_sweep:
                 self._draw_sweep_curves(run)
             self.update_view()

@@ -14,7 +14,7 @@ def run_and_wait(qtbot, window, status=("finished",)):
     assert run is not None
     qtbot.waitUntil(lambda: run.status in status and not window.manager.busy, timeout=RUN_TIMEOUT_MS)
     qtbot.wait(100)  # one redraw tick
-    window.redraw()
+    window.redraw(force=True)
     return run
 
 
@@ -143,7 +143,7 @@ def test_runs_overlay_and_remove(qtbot, window):
     from PySide6.QtCore import Qt
 
     window.runs_table.item(0, 0).setCheckState(Qt.CheckState.Unchecked)
-    window.redraw()
+    window.redraw(force=True)
     assert (first.run_id, "bound", "total") not in window.plots._items
     window.runs_table.cellWidget(1, 5).click()
     assert second.run_id not in window.manager.runs and window.runs_table.rowCount() == 1
