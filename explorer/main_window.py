@@ -81,7 +81,7 @@ class MainWindow(QMainWindow):
         main.addWidget(left)
         main.addWidget(centre)
         main.addWidget(right)
-        main.setSizes([400, 640, 460])
+        main.setSizes([440, 620, 440])
         self.setCentralWidget(main)
         self.statusBar().showMessage("Ready: Swiss roll diffusion, m = 200, T = 0.6. Press Run.")
 

@@ -47,7 +47,7 @@ class MetricPlots(QWidget):
         self.x_axis.addItems(["Step", "Wall time (s)"])
         self.smoothing = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
         self.smoothing.setRange(0.0, MAX_WEIGHT)
-        self.smoothing.setValue(0.6)
+        self.smoothing.setValue(0.9)
         self.terms_mode = QComboBox()
         self.terms_mode.addItems(["Total", "Terms", "Stacked"])
         self.terms_mode.setCurrentText("Terms")
@@ -206,7 +206,7 @@ class MetricPlots(QWidget):
     def _draw_loss(self, run: RunState, colour, label: str, ex: np.ndarray) -> None:
         x = np.asarray(run.walls if self.x_axis.currentIndex() == 1 else run.steps, dtype=float)
         y = np.asarray(run.losses, dtype=float)
-        raw = self._curve(run, "loss", "raw", pen=pg.mkPen((*colour, 60)))
+        raw = self._curve(run, "loss", "raw", pen=pg.mkPen((*colour, 35)))
         smooth = self._curve(run, "loss", "smooth", pen=pg.mkPen(colour, width=2), name=f"{label} train")
         if len(x):
             sx, sy = decimate(x, debiased_ema(y, self.smoothing.value()), MAX_DISPLAY_POINTS)

@@ -40,7 +40,7 @@ class RunsTable(QTableWidget):
         for col in (SHOW, STATUS, STOP, REMOVE):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(PROGRESS, QHeaderView.ResizeMode.Fixed)
-        self.setColumnWidth(PROGRESS, 170)
+        self.setColumnWidth(PROGRESS, 120)
         self._rows: dict[int, int] = {}
         self.itemSelectionChanged.connect(self._selection_changed)
         self.itemChanged.connect(self._item_changed)

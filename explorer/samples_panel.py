@@ -16,7 +16,7 @@ class SamplesPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = pg.PlotWidget(title="Generated samples (colour) over training points (grey)")
+        self.plot = pg.PlotWidget(title="Generated (colour) over training points (grey)")
         self.plot.setAspectLocked(True)
         self.train_item = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(120, 120, 120, 120))
         self.gen_item = pg.ScatterPlotItem(size=3, pen=None)
