@@ -2,6 +2,7 @@
 
 infogen train dm --data swissroll --m 200 --T 0.6 --iters 10000 --seed 0 --out RUN_DIR
 infogen sweep dm --data swissroll --m 200 --T 0.2:1.8:0.2 --seeds 0,1,2 --iters 10000 --out SWEEP_DIR --json
+infogen select-t dm --data swissroll --m 200 --range 0.1:2.0 --out SELECT_DIR --json
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .errors import ConfigError, InfoGenError
 from .grids import parse_float_grid, parse_seeds
 from .io.atomic import to_json
 from .io.run_dir import RunWriter
+from .select_t import select_t
 from .sweep import default_jobs, run_sweep
 from .training.config import DiffusionConfig
 from .training.diffusion import train_diffusion
@@ -32,29 +34,40 @@ EXIT_INTERRUPTED = 130
 SHOWN_TERMS = ("score_matching", "encoder_info", "encoder_prior", "generator", "L")
 
 
-def _add_dm_options(p: argparse.ArgumentParser, sweep: bool) -> None:
+def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = False) -> None:
     d = DiffusionConfig()
     p.add_argument("model", choices=["dm"], help="dm: diffusion model (VP-SDE)")
     p.add_argument("--data", default=d.data, choices=[*sorted(TOY_DATASETS), "file"], help="dataset (default %(default)s)")
     p.add_argument("--data-path", default="", help="points file for --data file (.npy, .npz, .csv, .txt)")
     p.add_argument("--m", type=int, default=d.m, help="training set size (default %(default)s)")
     p.add_argument("--n-test", type=int, default=d.n_test, help="test set size (default %(default)s)")
-    if sweep:
+    if select:
+        p.add_argument("--range", default="0.1:2.0", dest="t_range", help="T range low:high (default %(default)s)")
+        p.add_argument("--coarse", type=int, default=3, help="coarse trainings before refining (default %(default)s)")
+        p.add_argument("--max-trainings", type=int, default=4, help="training budget (default %(default)s)")
+        p.add_argument("--seed", type=int, default=d.seed, help="seed of data, init and noise (default %(default)s)")
+        p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+    elif sweep:
         p.add_argument("--T", default="0.2:1.8:0.2", help="T grid: start:stop:step or a comma list (default %(default)s)")
         p.add_argument("--seeds", default="0,1,2", help="seeds: 0,1,2 or 0-4 (default %(default)s)")
         p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+        p.add_argument("--engine", choices=["local", "ray"], default="local",
+                       help="local worker processes, or tasks on a Ray cluster (default %(default)s)")
+        p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     else:
         p.add_argument("--T", type=float, default=d.T, help="diffusion time (default %(default)s)")
         p.add_argument("--seed", type=int, default=d.seed, help="seed of data, init and noise (default %(default)s)")
     p.add_argument("--iters", type=int, default=d.iters, help="training iterations (default %(default)s)")
     p.add_argument("--batch", type=int, default=d.batch, help="minibatch size; >= m means full batch (default %(default)s)")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default %(default)s)")
-    p.add_argument("--eval-every", type=int, default=0 if sweep else d.eval_every,
+    p.add_argument("--eval-every", type=int, default=0 if (sweep or select) else d.eval_every,
                    help="evaluate every k iterations, 0 = only at the end (default %(default)s)")
     p.add_argument("--variant", default=d.variant, choices=sorted(VARIANTS), help="bound variant (default %(default)s)")
     p.add_argument("--R", type=float, default=d.R, help="sub-Gaussian constant of the loss (default %(default)s)")
     p.add_argument("--N", type=int, default=d.n_steps, dest="n_steps", help="Euler-Maruyama steps (default %(default)s)")
     p.add_argument("--K", type=int, default=d.mc_samples, dest="mc_samples", help="Monte Carlo samples per point (default %(default)s)")
+    p.add_argument("--score-reg", type=float, default=d.score_reg, dest="score_reg",
+                   help="lambda of the score-norm regulariser, DSM + lambda E|s|^2 (default %(default)s: off)")
     p.add_argument("--device", default=d.device, help="torch device, e.g. cpu or cuda (default %(default)s)")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -66,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_dm_options(sub.add_parser("train", help="train one model, evaluating the bound and the test gap"), sweep=False)
     _add_dm_options(sub.add_parser("sweep", help="train one model per (T, seed) and aggregate"), sweep=True)
+    _add_dm_options(sub.add_parser("select-t", help="find T* by minimizing the bound with few trainings"),
+                    sweep=False, select=True)
     return parser
 
 
@@ -74,7 +89,7 @@ def _config_from(args: argparse.Namespace, **extra) -> DiffusionConfig:
     return DiffusionConfig(
         data=args.data, data_path=args.data_path, m=args.m, n_test=args.n_test, iters=args.iters, batch=args.batch, lr=args.lr,
         eval_every=args.eval_every, variant=args.variant, R=args.R, n_steps=args.n_steps,
-        mc_samples=args.mc_samples, device=args.device, **extra,
+        mc_samples=args.mc_samples, device=args.device, score_reg=args.score_reg, **extra,
     ).validate()
 
 
@@ -143,7 +158,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     errors = []
     steps: dict[str, int] = {}
     try:
-        for event in run_sweep(base, Ts, seeds, args.out, jobs=jobs):
+        for event in run_sweep(base, Ts, seeds, args.out, jobs=jobs, engine=args.engine, address=args.address):
             kind = event["kind"]
             if kind == "progress":
                 for name in event["runs"]:
@@ -180,11 +195,37 @@ def _print_sweep_table(s: dict) -> None:
     print(f"T* by bound: {s['T_star_bound']}   T* by test KL: {s['T_star_test_kl']}")
 
 
+def cmd_select_t(args: argparse.Namespace) -> int:
+    try:
+        lo, hi = (float(v) for v in args.t_range.split(":"))
+    except ValueError:
+        raise ConfigError(f"--range must be low:high, got {args.t_range!r}") from None
+    base = _config_from(args, seed=args.seed, T=lo)
+    selection = None
+    for event in select_t(base, (lo, hi), args.out, args.coarse, args.max_trainings, args.jobs):
+        if event["kind"] == "evaluated":
+            print(f"trained T={event['T']:g}: bound {event['bound']:.4f}, test KL {event['test_kl']:.4f} "
+                  f"({event['trainings']} training(s) so far)", file=sys.stderr)
+        elif event["kind"] == "error":
+            print(f"error in {event['run']}: {event['message']}", file=sys.stderr)
+        elif event["kind"] == "selection":
+            selection = event["selection"]
+    if args.json:
+        print(json.dumps(to_json(selection)))
+    else:
+        print(f"T* = {selection['T_star']:g}  bound {selection['bound_at_T_star']:.4f} (variant {selection['variant']}, "
+              f"R={selection['R']:g}, {selection['iters']} iterations)")
+        print(f"trainings: {selection['trainings']}; evaluated [T, bound]: "
+              + ", ".join(f"[{T:g}, {b:.3f}]" for T, b in selection["evaluated"]))
+        print(f"final model: {selection['final_run_dir']}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"train": cmd_train, "sweep": cmd_sweep}[args.command](args)
+        return {"train": cmd_train, "sweep": cmd_sweep, "select-t": cmd_select_t}[args.command](args)
     except InfoGenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -80,8 +80,20 @@ def run_sweep(
     out_dir: str | Path,
     jobs: int | None = None,
     should_stop: Callable[[], bool] | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> Iterator[dict]:
-    """Train and evaluate the sweep; yields ``progress``, ``eval``, ``error`` records, then one ``summary``."""
+    """Train and evaluate the sweep; yields ``progress``, ``eval``, ``error`` records, then one ``summary``.
+
+    ``engine`` "local" trains on worker processes here; "ray" runs each (T, seed) as a task on the Ray
+    cluster at ``address`` (a local Ray with ``jobs`` CPUs when no address is given).
+    """
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"unknown engine {engine!r}; choose local or ray")
+    if engine == "ray":
+        from .engines.ray_engine import import_ray
+
+        import_ray()  # fail with the install hint before anything is written
     out = Path(out_dir)
     runs = plan_sweep(base, Ts, seeds, out)
     jobs = default_jobs() if jobs is None else int(jobs)
@@ -91,11 +103,16 @@ def run_sweep(
     atomic_write_json(out / "sweep.json", {
         "format": "infogen-sweep", "format_version": 1, "version": __version__, "model": "dm",
         "base_config": base.as_dict(), "T": list(Ts), "seeds": list(seeds), "runs": [r.name for r in runs],
+        "engine": engine,
     })
     groups = group_runs(runs, jobs)
     finals: dict[str, dict] = {}
     errors: dict[str, str] = {}
-    if len(groups) == 1:
+    if engine == "ray":
+        from .engines.ray_engine import ray_events
+
+        events = ray_events(runs, jobs, address, should_stop)
+    elif len(groups) == 1:
         events = group_events(groups[0], should_stop)
     else:
         events = _run_in_pool(groups, jobs, should_stop)

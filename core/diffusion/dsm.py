@@ -15,17 +15,29 @@ from .noise import normal, uniform
 from .score_mlp import EnsembleMLP
 
 
-def dsm_losses(
+def dsm_terms(
     model: EnsembleMLP, sde: VPSDE, x: torch.Tensor, T: torch.Tensor, generators: Sequence[torch.Generator]
-) -> torch.Tensor:
-    """Per-point DSM losses, shape (E, n), for clean points x of shape (E, n, d) and horizons T of shape (E,)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-point DSM losses and squared score norms |s_theta(y, t)|^2, both (E, n), at the same (t, y).
+
+    The squared norms come free with the loss (no extra network evaluation): their mean estimates
+    E_{t ~ U(0,T), y ~ p_t} |s_theta(y, t)|^2, the training-time proxy of the L^2 in the bound's generator
+    term, which the score-norm regulariser penalizes.
+    """
     n_members, n, d = x.shape
     t = uniform(generators, (n,), x.device) * T.unsqueeze(1)
     eps = normal(generators, (n, d), x.device)
     std = torch.sqrt(sde.var(t)).unsqueeze(-1)
     y = sde.alpha(t).unsqueeze(-1) * x + std * eps
     score = model.score(y, t, sde)
-    return 0.5 * (std * score + eps).pow(2).sum(-1)
+    return 0.5 * (std * score + eps).pow(2).sum(-1), score.pow(2).sum(-1)
+
+
+def dsm_losses(
+    model: EnsembleMLP, sde: VPSDE, x: torch.Tensor, T: torch.Tensor, generators: Sequence[torch.Generator]
+) -> torch.Tensor:
+    """Per-point DSM losses, shape (E, n), for clean points x of shape (E, n, d) and horizons T of shape (E,)."""
+    return dsm_terms(model, sde, x, T, generators)[0]
 
 
 @torch.no_grad()

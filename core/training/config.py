@@ -36,6 +36,7 @@ class DiffusionConfig:
     hidden: int = 128
     device: str = "cpu"
     frame_every: int = 0
+    score_reg: float = 0.0
 
     def validate(self) -> "DiffusionConfig":
         """Raise ConfigError naming the first bad setting; return self when all are valid."""
@@ -61,6 +62,8 @@ class DiffusionConfig:
         _int_at_least("hidden", self.hidden, 1)
         _int_at_least("frame_every", self.frame_every, 0)
         _int_at_least("seed", self.seed, 0)
+        if not isinstance(self.score_reg, (int, float)) or not math.isfinite(self.score_reg) or self.score_reg < 0:
+            raise ConfigError(f"score_reg (lambda) must be a finite number >= 0, got {self.score_reg!r}")
         for name in ("lr", "R", "kde_bandwidth"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:

@@ -1,10 +1,11 @@
 """Diffusion training as a generator of records, for one run or a batched ensemble of runs.
 
-Records are plain dicts: ``start``, one ``step`` per iteration (step, loss, wall time), ``eval`` every
+Records are plain dicts: ``start``, one ``step`` per iteration (step, DSM loss, wall time), ``eval`` every
 ``eval_every`` iterations and at the end, ``error`` when a run's loss stops being finite (naming the step),
 then ``end`` or ``cancelled``. The consumer may stop iterating at any point: no work is left running.
 An iteration is one pass over the shuffled training set in minibatches of ``batch`` (a single full-batch
-step when batch >= m), as in the published code.
+step when batch >= m), as in the published code. With ``score_reg`` = lambda > 0 the optimized objective is
+DSM + lambda * E|s_theta(y, t)|^2 (see dsm_terms); the recorded loss stays the DSM loss alone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from .. import __version__
-from ..diffusion.dsm import dsm_losses
+from ..diffusion.dsm import dsm_terms
 from ..diffusion.score_mlp import EnsembleMLP
 from ..errors import ConfigError
 from ..sde import VPSDE
@@ -25,7 +26,7 @@ from .evaluate import evaluate_ensemble
 
 SHARED_SETTINGS = (
     "m", "n_test", "iters", "batch", "lr", "eval_every", "n_steps", "n_gen", "hidden", "device",
-    "dsm_eval_draws", "frame_every",
+    "dsm_eval_draws", "frame_every", "score_reg",
 )
 
 
@@ -93,12 +94,14 @@ def train_diffusion_ensemble(
         batches = _minibatches(x_train, first.batch, gens)
         for xb in batches:
             optimizer.zero_grad(set_to_none=True)
-            losses = dsm_losses(model, sde, xb, T, gens).mean(dim=1)
-            finite = torch.isfinite(losses)
+            point_losses, score_sq = dsm_terms(model, sde, xb, T, gens)
+            losses = point_losses.mean(dim=1)
+            objective = losses + first.score_reg * score_sq.mean(dim=1) if first.score_reg else losses
+            finite = torch.isfinite(objective)
             if not bool((finite | ~alive).all()):
                 for e in torch.nonzero(alive & ~finite).flatten().tolist():
                     alive[e] = alive_list[e] = False
-                    value = float(losses[e].detach())
+                    value = float(objective[e].detach())
                     yield {
                         "kind": "error", "run": e, "step": step, "wall": time.perf_counter() - start,
                         "message": f"training loss became {value} at step {step}; the run was stopped there "
@@ -107,8 +110,9 @@ def train_diffusion_ensemble(
                 if not any(alive_list):
                     return
             if not all(alive_list):
+                objective = torch.where(alive, objective, torch.zeros_like(objective))
                 losses = torch.where(alive, losses, torch.zeros_like(losses))
-            losses.sum().backward()
+            objective.sum().backward()
             optimizer.step()
             sums += losses.detach()
         minibatch_loss = losses.detach().tolist()
