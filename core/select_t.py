@@ -96,7 +96,8 @@ def select_t(
                 trained[float(event["T"])] = record
                 folders[float(event["T"])] = round_dir / event["run"]
                 yield {"kind": "evaluated", "T": float(event["T"]), "bound": record["total"],
-                       "test_kl": event["test_kl"], "trainings": len(trained)}
+                       "test_kl": event["test_kl"], "trainings": len(trained),
+                       "run_dir": str(folders[float(event["T"])]), "max_trainings": max_trainings}
             elif event["kind"] != "summary":
                 yield event
         if should_stop is not None and should_stop():

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from core.io.run_dir import RunWriter
+from core.select_t import select_t
 from core.sweep import run_sweep
 from core.training.config import DiffusionConfig
 from core.training.diffusion import train_diffusion
@@ -54,3 +55,11 @@ def sweep_job(
     """Run a sweep over worker processes (one per core, so every core is busy) and yield its events."""
     jobs = max(1, min(os.cpu_count() or 1, len(Ts) * len(seeds)))
     yield from throttled(run_sweep(config, Ts, seeds, folder, jobs=jobs, should_stop=stop.is_set))
+
+
+def select_t_job(
+    config: DiffusionConfig, t_range: tuple[float, float], folder: Path, stop: threading.Event
+) -> Iterator[list[dict]]:
+    """Select T by the bound (core.select_t), yielding each trained point as it is evaluated."""
+    jobs = max(1, os.cpu_count() or 1)
+    yield from throttled(select_t(config, t_range, folder, jobs=jobs, should_stop=stop.is_set))

@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Ready: Swiss roll diffusion, m = 200, T = 0.6. Press Run.")
 
         self.form.run_requested.connect(self.start_run)
+        self.form.select_requested.connect(self.start_selection)
         self.manager.run_added.connect(self._run_added)
         self.manager.run_changed.connect(self._run_changed)
         self.manager.run_failed.connect(self._run_failed)
@@ -110,6 +111,13 @@ class MainWindow(QMainWindow):
             config = config.with_(frame_every=max(1, config.n_steps // FRAMES_PER_TRAJECTORY))
         self.banner.setVisible(False)
         state = self.manager.start(config, Ts, seeds)
+        self.statusBar().showMessage(f"Started {state.name}; saving to {state.folder}")
+        return state
+
+    def start_selection(self, config: DiffusionConfig, t_range: tuple[float, float]) -> RunState:
+        """Select T by the bound; each trained point appears in the T explorer as it is evaluated."""
+        self.banner.setVisible(False)
+        state = self.manager.start_selection(config, t_range)
         self.statusBar().showMessage(f"Started {state.name}; saving to {state.folder}")
         return state
 

@@ -16,12 +16,14 @@ from core.training.config import DiffusionConfig
 
 PRESETS = {"paper (MLP 128)": 128, "small (MLP 64)": 64}
 FILE_DATASET = "file…"
+DEFAULT_SELECTION_RANGE = (0.1, 2.0)
 
 
 class RunForm(QWidget):
     """Emits ``run_requested(config, Ts, seeds)`` when Run is pressed on valid settings."""
 
     run_requested = Signal(object, list, list)
+    select_requested = Signal(object, tuple)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -61,6 +63,10 @@ class RunForm(QWidget):
         self.error.setStyleSheet("color: #c0392b;")
         self.run_button = QPushButton("Run")
         self.run_button.setDefault(True)
+        self.select_button = QPushButton("Select T by bound")
+        self.select_button.setToolTip(
+            "find T* by minimizing the bound with a few trainings (coarse points, then refinement) over the range "
+            "of the T grid, or 0.1..2.0 for a single T")
 
         form = QFormLayout()
         form.addRow("Model", self.model)
@@ -87,7 +93,10 @@ class RunForm(QWidget):
         layout.addLayout(form)
         layout.addWidget(advanced)
         layout.addWidget(self.error)
-        layout.addWidget(self.run_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button, stretch=2)
+        buttons.addWidget(self.select_button, stretch=1)
+        layout.addLayout(buttons)
 
         for w in (self.path, self.T, self.seeds):
             w.textChanged.connect(self.revalidate)
@@ -99,6 +108,7 @@ class RunForm(QWidget):
             w.valueChanged.connect(self.revalidate)
         self.browse.clicked.connect(self._browse)
         self.run_button.clicked.connect(self._run)
+        self.select_button.clicked.connect(self._select)
         self.revalidate()
 
     def request(self) -> tuple[DiffusionConfig, list[float], list[int]]:
@@ -127,15 +137,27 @@ class RunForm(QWidget):
         except InfoGenError as exc:
             self.error.setText(str(exc))
             self.run_button.setEnabled(False)
+            self.select_button.setEnabled(False)
             return False
         self.error.setText("")
         self.run_button.setEnabled(True)
+        self.select_button.setEnabled(True)
         return True
+
+    def selection_range(self) -> tuple[float, float]:
+        """The T range to search: the grid's span, or the default 0.1..2.0 for a single T."""
+        Ts = parse_float_grid(self.T.text(), "T")
+        return (min(Ts), max(Ts)) if len(Ts) > 1 else DEFAULT_SELECTION_RANGE
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Points file", "", "Points (*.npy *.npz *.csv *.txt)")
         if path:
             self.path.setText(path)
+
+    def _select(self) -> None:
+        if self.revalidate():
+            config = self.request()[0]
+            self.select_requested.emit(config, self.selection_range())
 
     def _run(self) -> None:
         if self.revalidate():

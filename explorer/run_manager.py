@@ -14,7 +14,7 @@ from superqt.utils import GeneratorWorker, thread_worker
 
 from core.training.config import DiffusionConfig
 
-from .jobs import single_run_job, sweep_job
+from .jobs import select_t_job, single_run_job, sweep_job
 from .run_state import RunState
 
 RUNS_DIR_ENV = "INFOGEN_RUNS_DIR"
@@ -43,21 +43,38 @@ class RunManager(QObject):
 
     def start(self, config: DiffusionConfig, Ts: list[float], seeds: list[int]) -> RunState:
         """Start a single run (one T, one seed) or a sweep; returns its state at once."""
-        run_id = self._next_id
-        self._next_id += 1
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         sweep = len(Ts) * len(seeds) > 1
         label = (f"sweep {config.data} m={config.m} T={Ts[0]:g}..{Ts[-1]:g} x{len(seeds)} seeds" if sweep
                  else f"{config.data} m={config.m} T={Ts[0]:g} seed={seeds[0]}")
-        folder = self.runs_dir / f"{stamp}-run{run_id}"
         base = config.with_(T=Ts[0], seed=seeds[0])
-        state = RunState(run_id, f"#{run_id} {label}", base, folder, pg.intColor(run_id - 1, hues=9).getRgb()[:3], list(Ts), list(seeds))
-        self.runs[run_id] = state
-        stop = threading.Event()
+        state = self._new_state(base, label, list(Ts), list(seeds), "sweep" if sweep else "run")
         if sweep:
-            worker = thread_worker(sweep_job, start_thread=False, ignore_errors=True)(base, list(Ts), list(seeds), folder, stop)
+            job = (sweep_job, base, list(Ts), list(seeds), state.folder)
         else:
-            worker = thread_worker(single_run_job, start_thread=False, ignore_errors=True)(base, folder, stop)
+            job = (single_run_job, base, state.folder)
+        return self._launch(state, *job)
+
+    def start_selection(self, config: DiffusionConfig, t_range: tuple[float, float]) -> RunState:
+        """Select T by the bound over ``t_range`` (core.select_t): a few trainings, shown as they finish."""
+        label = f"select T in {t_range[0]:g}..{t_range[1]:g} {config.data} m={config.m} seed={config.seed}"
+        state = self._new_state(config, label, [], [config.seed], "select")
+        state.t_range = t_range
+        return self._launch(state, select_t_job, config, t_range, state.folder)
+
+    def _new_state(self, config: DiffusionConfig, label: str, Ts: list[float], seeds: list[int], mode: str) -> RunState:
+        run_id = self._next_id
+        self._next_id += 1
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        colour = pg.intColor(run_id - 1, hues=9).getRgb()[:3]
+        state = RunState(run_id, f"#{run_id} {label}", config, self.runs_dir / f"{stamp}-run{run_id}", colour,
+                         Ts, seeds, mode=mode)
+        self.runs[run_id] = state
+        return state
+
+    def _launch(self, state: RunState, job, *args) -> RunState:
+        run_id = state.run_id
+        stop = threading.Event()
+        worker = thread_worker(job, start_thread=False, ignore_errors=True)(*args, stop)
         worker.yielded.connect(lambda batch, rid=run_id: self._on_batch(rid, batch))
         worker.errored.connect(lambda exc, rid=run_id: self._on_error(rid, exc))
         worker.finished.connect(lambda rid=run_id: self._on_finished(rid))

@@ -41,13 +41,18 @@ class RunState:
     frames: np.ndarray | None = None
     frame_times: np.ndarray | None = None
     sweep_finals: dict[str, dict] = field(default_factory=dict)
+    mode: str = "run"  # "run", "sweep" or "select" (select T by the bound)
+    t_range: tuple[float, float] | None = None
+    selection_points: list[dict] = field(default_factory=list)
+    selection: dict | None = None
     summary: dict | None = None
     revision: int = 0
     eval_revision: int = 0
 
     @property
     def is_sweep(self) -> bool:
-        return len(self.Ts) * len(self.seeds) > 1
+        """Several models (a sweep or a T selection): shown against T rather than against steps."""
+        return self.mode in ("sweep", "select")
 
     @property
     def active(self) -> bool:
@@ -87,7 +92,9 @@ class RunState:
     def add_sweep_event(self, event: dict) -> None:
         """Fold one sweep event (progress, eval, error, summary) into the state."""
         kind = event["kind"]
-        if kind == "progress":
+        if kind == "progress" and self.mode == "select":
+            self.status = "running" if self.status == "queued" else self.status
+        elif kind == "progress":
             self.status = "running" if self.status == "queued" else self.status
             n_groups_total = len(self.Ts) * len(self.seeds)
             self._group_steps[tuple(event["runs"])] = (event["step"], len(event["runs"]))
@@ -100,6 +107,14 @@ class RunState:
             self.message = f"{event['run']}: {event['message']}"
         elif kind == "summary":
             self.summary = event["summary"]
+            self.eval_revision += 1
+        elif kind == "evaluated":
+            self.selection_points.append(event)
+            self.progress = min(1.0, event["trainings"] / event["max_trainings"])
+            self.eval_revision += 1
+        elif kind == "selection":
+            self.selection = event["selection"]
+            self.summary = event["selection"]
             self.eval_revision += 1
         self.revision += 1
 

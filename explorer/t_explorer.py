@@ -143,7 +143,12 @@ class TExplorer(QWidget):
                              f"frame {i + 1}/{len(run.frame_times)}")
 
     def _sweep_table(self, run: RunState) -> tuple[list[float], list[float], list[float], list[float]]:
-        """Per grid T: bound mean, bound std, test KL mean over the seeds finished so far."""
+        """Per grid T: bound mean, bound std, test KL mean over the seeds finished so far (or the T selection's
+        trained points, in T order)."""
+        if run.mode == "select":
+            points = sorted(run.selection_points, key=lambda p: p["T"])
+            return ([p["T"] for p in points], [p["bound"] for p in points], [0.0] * len(points),
+                    [p["test_kl"] for p in points])
         Ts, bounds, stds, kls = [], [], [], []
         for T in run.Ts:
             finals = [ev for ev in run.sweep_finals.values() if abs(ev["T"] - T) < 1e-9]
@@ -169,6 +174,9 @@ class TExplorer(QWidget):
             self._sweep_stars = (float(x[ib]), float(x[ik]))
 
     def _show_sweep_samples(self, run: RunState, T: float) -> None:
+        if run.mode == "select":
+            self._show_selection_samples(run, T)
+            return
         grid = np.array(run.Ts)
         nearest = float(grid[int(np.argmin(np.abs(grid - T)))])
         seed = run.seeds[0]
@@ -181,6 +189,21 @@ class TExplorer(QWidget):
             return
         self.scatter.setData(pos=samples[:, :2], brush=pg.mkBrush(*run.colour, 150))
         self.caption.setText(f"samples of the model at grid T = {nearest:g} (seed {seed}); {star_text}")
+
+    def _show_selection_samples(self, run: RunState, T: float) -> None:
+        points = run.selection_points
+        if not points:
+            self.scatter.setData(pos=np.zeros((0, 2)))
+            self.caption.setText("selecting T by the bound: the first models are training")
+            return
+        nearest = min(points, key=lambda p: abs(p["T"] - T))
+        samples = self._grid_samples(Path(nearest["run_dir"]))
+        if samples is not None:
+            self.scatter.setData(pos=samples[:, :2], brush=pg.mkBrush(*run.colour, 150))
+        done = (f"T* = {run.selection['T_star']:g} (bound {run.selection['bound_at_T_star']:.3f}) after "
+                f"{run.selection['trainings']} trainings" if run.selection else f"{len(points)} trained so far")
+        self.caption.setText(f"model trained at T = {nearest['T']:g} (bound {nearest['bound']:.3f}, "
+                             f"test KL {nearest['test_kl']:.3f}); {done}")
 
     def _grid_samples(self, folder: Path) -> np.ndarray | None:
         path = folder / "samples.safetensors"

@@ -87,3 +87,15 @@ def test_ray_engine_matches_the_local_engine_exactly(tiny_config, tmp_path):
 
         wa, wb = read_run(tmp_path / "local" / name).weights, read_run(tmp_path / "ray" / name).weights
         assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
+def test_ray_engine_without_ray_says_how_to_install(tiny_config, tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ConfigError, match="pip install"):
+        next(run_sweep(tiny_config, [0.5], [0], tmp_path / "s", engine="ray"))
+    assert not (tmp_path / "s").exists()
+    code = main(["sweep", "dm", "--m", "24", "--iters", "2", "--T", "0.5", "--seeds", "0", "--engine", "ray",
+                 "--out", str(tmp_path / "c")])
+    assert code == 2 and "pip install" in capsys.readouterr().err

@@ -177,3 +177,22 @@ def test_a_sweep_from_the_form_shows_bound_against_T(qtbot, window):
     t.slider.setValue(0.95)
     assert "grid T = 1" in t.caption.text()
     assert len(t.scatter.getData()[0]) == 1000
+
+
+@pytest.mark.slow
+def test_select_T_by_bound_shows_points_as_they_are_evaluated(qtbot, window):
+    window.form.T.setText("0.2:1.4:0.2")
+    assert window.form.selection_range() == (0.2, 1.4)
+    window.form.select_button.click()
+    run = window.selected_run
+    assert run.mode == "select"
+    qtbot.waitUntil(lambda: run.selection is not None and not window.manager.busy, timeout=RUN_TIMEOUT_MS)
+    window.redraw(force=True)
+    sel = run.selection
+    assert 3 <= sel["trainings"] <= 4 and len(run.selection_points) == sel["trainings"]
+    t = window.t_explorer
+    assert len(t.bound_curve.getData()[0]) == sel["trainings"]
+    t.slider.setValue(sel["T_star"])
+    assert f"T* = {sel['T_star']:g}" in t.caption.text()
+    assert len(t.scatter.getData()[0]) == 1000
+    assert run.status == "finished"
