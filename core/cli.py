@@ -24,10 +24,12 @@ from .grids import parse_float_grid, parse_seeds
 from .io.atomic import to_json
 from .io.run_dir import RunWriter
 from .select_t import select_t
+from .checkpoint import CheckpointWriter, load_checkpoint
 from .sweep import default_jobs, run_sweep
 from .training.config import DiffusionConfig
 from .training.diffusion import train_diffusion
 
+CHECKPOINT_NAME = "checkpoint.infogen"
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -81,6 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dm_options(sub.add_parser("sweep", help="train one model per (T, seed) and aggregate"), sweep=True)
     _add_dm_options(sub.add_parser("select-t", help="find T* by minimizing the bound with few trainings"),
                     sweep=False, select=True)
+    info = sub.add_parser("info", help="summarize a checkpoint (exit status 2 and the reason if it is not one)")
+    info.add_argument("checkpoint", type=Path)
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    export = sub.add_parser("export", help="a figure for a paper (matplotlib), with its CSV and a script")
+    export.add_argument("source", type=Path, help="run directory, sweep directory or checkpoint")
+    export.add_argument("--figure", required=True, choices=["loss", "bound", "gap", "bound-vs-T", "samples"])
+    export.add_argument("--format", default="pdf", choices=["pdf", "svg", "png", "pgf"])
+    export.add_argument("--width-in", type=float, default=3.25, help="figure width in inches (default %(default)s)")
+    export.add_argument("--dpi", type=float, default=300, help="resolution of PNG output (default %(default)s)")
+    export.add_argument("--smoothing", type=float, default=0.9, help="EMA weight of the loss curve (default %(default)s)")
+    export.add_argument("--out", type=Path, default=None, help="figure path (default: SOURCE-FIGURE.FORMAT here)")
+    resume = sub.add_parser("resume", help="continue training from a checkpoint, exactly")
+    resume.add_argument("checkpoint", type=Path)
+    resume.add_argument("--iters", type=int, default=None, help="train up to this many iterations (default: the run's)")
+    resume.add_argument("--out", type=Path, default=None, help="write the continued checkpoint here (default: in place)")
     return parser
 
 
@@ -106,10 +123,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = _config_from(args, T=args.T, seed=args.seed)
     final, error = None, None
     bar = tqdm(total=cfg.iters, desc=f"train T={cfg.T:g}", unit="it", file=sys.stderr, mininterval=0.5)
+    checkpoint = CheckpointWriter(Path(args.out) / CHECKPOINT_NAME, cfg.as_dict())
     with RunWriter(args.out, cfg.as_dict()) as writer:
         try:
             for record in train_diffusion(cfg):
                 writer.write(record)
+                checkpoint.write(record)
                 if record["kind"] == "step":
                     bar.update(record["step"] - bar.n)
                     bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
@@ -221,11 +240,77 @@ def cmd_select_t(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    ckpt = load_checkpoint(args.checkpoint)
+    evals = ckpt.records("eval")
+    last = evals[-1] if evals else None
+    info = {
+        "format_version": ckpt.doc["format_version"], "package_version": ckpt.doc.get("package_version"),
+        "model": ckpt.doc.get("model"), "config": ckpt.config, "provenance": ckpt.doc.get("provenance"),
+        "history_length": len(ckpt.history), "step": ckpt.step, "evaluations": len(evals),
+        "resumable": ckpt.train_state is not None,
+        "last_eval": {k: last.get(k) for k in ("step", "bound", "test_kl", "variant", "R", "L")} if last else None,
+    }
+    if args.json:
+        print(json.dumps(to_json(info)))
+        return 0
+    cfg = ckpt.config
+    print(f"{args.checkpoint}: InfoGen checkpoint, format {info['format_version']} (package {info['package_version']})")
+    print(f"  model {info['model']}: {cfg.get('data')} m={cfg.get('m')} T={cfg.get('T')} seed={cfg.get('seed')} "
+          f"iters={cfg.get('iters')} variant={cfg.get('variant')} R={cfg.get('R')}")
+    print(f"  at step {info['step']} with {info['evaluations']} evaluation(s), {info['history_length']} records; "
+          f"{'resumable' if info['resumable'] else 'not resumable'}")
+    if last:
+        print(f"  last evaluation at step {last['step']}: bound {last['bound']:.4f}, test KL {last['test_kl']:.4f}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export.figures import export_figure
+
+    paths = export_figure(args.source, args.figure, args.format, args.width_in, args.dpi, args.out, args.smoothing)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    ckpt = load_checkpoint(args.checkpoint)
+    if ckpt.train_state is None:
+        raise ConfigError(f"{args.checkpoint}: holds no training state to resume from")
+    values = dict(ckpt.config)
+    if args.iters is not None:
+        values["iters"] = args.iters
+    cfg = DiffusionConfig.from_dict(values).validate()
+    if cfg.iters <= ckpt.step:
+        raise ConfigError(f"the checkpoint is at step {ckpt.step}; pass --iters above it to train further")
+    target = args.out or Path(args.checkpoint)
+    writer = CheckpointWriter.resuming(ckpt, target, cfg.as_dict())
+    bar = tqdm(total=cfg.iters, initial=ckpt.step, desc=f"resume T={cfg.T:g}", unit="it", file=sys.stderr, mininterval=0.5)
+    final, error = None, None
+    for record in train_diffusion(cfg, resume=ckpt.train_state):
+        writer.write(record)
+        if record["kind"] == "step":
+            bar.update(record["step"] - bar.n)
+        elif record["kind"] == "eval":
+            final = record
+        elif record["kind"] == "error":
+            error = record["message"]
+    bar.close()
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+    if final is not None:
+        print(f"resumed to step {final['step']}: bound {final['bound']:.4f}, test KL {final['test_kl']:.4f}; saved {target}")
+    return EXIT_RUN_FAILED if error else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"train": cmd_train, "sweep": cmd_sweep, "select-t": cmd_select_t}[args.command](args)
+        commands = {"train": cmd_train, "sweep": cmd_sweep, "select-t": cmd_select_t, "info": cmd_info,
+                    "resume": cmd_resume, "export": cmd_export}
+        return commands[args.command](args)
     except InfoGenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -20,7 +20,7 @@ from core.training.config import DiffusionConfig
 from core.training.diffusion import train_diffusion
 
 THROTTLE_SECONDS = 0.05
-GUI_KEYS_DROPPED = ("model_state",)
+GUI_KEYS_DROPPED = ("model_state", "train_state")
 
 
 def throttled(records: Iterator[dict], interval: float = THROTTLE_SECONDS) -> Iterator[list[dict]]:

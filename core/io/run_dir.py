@@ -25,7 +25,7 @@ from .atomic import atomic_write_bytes, atomic_write_json, to_json
 
 RUN_FORMAT = "infogen-run"
 RUN_FORMAT_VERSION = 1
-ARRAY_KEYS = ("samples", "frames", "frame_times", "model_state")
+ARRAY_KEYS = ("samples", "frames", "frame_times", "model_state", "train_state")
 FLUSH_SECONDS = 1.0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 
 from .. import __version__
@@ -49,17 +50,28 @@ def build_model(configs: Sequence[DiffusionConfig], data_dim: int) -> EnsembleML
     return model.initialize([torch_generator(c.seed, "init", device) for c in configs])
 
 
-def train_diffusion(config: DiffusionConfig, should_stop: Callable[[], bool] | None = None) -> Iterator[dict]:
-    """Train one run; yields its records (without the ensemble's ``run`` index)."""
-    for record in train_diffusion_ensemble([config], should_stop):
+def train_diffusion(
+    config: DiffusionConfig, should_stop: Callable[[], bool] | None = None, resume: dict | None = None
+) -> Iterator[dict]:
+    """Train one run; yields its records (without the ensemble's ``run`` index).
+
+    ``resume`` is the ``train_state`` of an earlier evaluation record (weights, Adam state, random stream
+    and step): training continues from there with exactly the numbers the uninterrupted run would give.
+    """
+    for record in train_diffusion_ensemble([config], should_stop, [resume] if resume else None):
         record.pop("run", None)
         yield record
 
 
 def train_diffusion_ensemble(
-    configs: Sequence[DiffusionConfig], should_stop: Callable[[], bool] | None = None
+    configs: Sequence[DiffusionConfig],
+    should_stop: Callable[[], bool] | None = None,
+    resume: Sequence[dict] | None = None,
 ) -> Iterator[dict]:
-    """Train every run of ``configs`` as one batched ensemble; records carry ``run`` = index into configs."""
+    """Train every run of ``configs`` as one batched ensemble; records carry ``run`` = index into configs.
+
+    Every evaluation record carries ``train_state`` (see train_diffusion) so that a run can be resumed.
+    """
     check_ensemble(configs)
     first = configs[0]
     device = torch.device(first.device)
@@ -79,14 +91,17 @@ def train_diffusion_ensemble(
     alive_list = [True] * n_members
     n_params = sum(p[0].numel() for p in model.parameters())
     start = time.perf_counter()
+    first_step = 1
+    if resume:
+        first_step = restore_train_state(model, optimizer, gens, resume, first.iters) + 1
+    else:
+        for e, cfg in enumerate(configs):
+            yield {"kind": "start", "run": e, "config": cfg.as_dict(), "n_params": n_params, "version": __version__}
 
-    for e, cfg in enumerate(configs):
-        yield {"kind": "start", "run": e, "config": cfg.as_dict(), "n_params": n_params, "version": __version__}
-
-    step = 0
+    step = first_step - 1
     epoch_loss = [float("nan")] * n_members
     minibatch_loss = [float("nan")] * n_members
-    for step in range(1, first.iters + 1):
+    for step in range(first_step, first.iters + 1):
         if should_stop is not None and should_stop():
             yield from _closing(configs, alive_list, "cancelled", step - 1, start)
             return
@@ -134,6 +149,7 @@ def train_diffusion_ensemble(
             for record in records:
                 record["wall"] = wall
                 record["model_state"] = {k: v.numpy() for k, v in model.member_state_dict(record["run"]).items()}
+                record["train_state"] = capture_train_state(model, optimizer, gens, record["run"], step)
                 yield record
     yield from _closing(configs, alive_list, "finished", step, start)
 
@@ -153,3 +169,43 @@ def _minibatches(x: torch.Tensor, batch: int, gens: Sequence[torch.Generator]) -
     order = torch.stack([torch.randperm(m, generator=g, device=g.device) for g in gens]).to(x.device)
     shuffled = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, d))
     return list(torch.split(shuffled, batch, dim=1))
+
+
+def capture_train_state(model: EnsembleMLP, optimizer: torch.optim.Adam, gens, e: int, step: int) -> dict:
+    """Member e's Adam moments, step count and training random stream, as numpy (small, thread-safe)."""
+    optim = {}
+    for i, param in enumerate(model.parameters()):
+        state = optimizer.state.get(param, {})
+        if state:
+            optim[f"exp_avg.{i}"] = state["exp_avg"][e].detach().cpu().numpy().copy()
+            optim[f"exp_avg_sq.{i}"] = state["exp_avg_sq"][e].detach().cpu().numpy().copy()
+            optim[f"step.{i}"] = np.array([float(state["step"])], dtype=np.float64)
+    return {"step": step, "optimizer": optim, "rng_train": gens[e].get_state().numpy().copy(),
+            "model": {k: v.numpy() for k, v in model.member_state_dict(e).items()}}
+
+
+def restore_train_state(model: EnsembleMLP, optimizer: torch.optim.Adam, gens, states: Sequence[dict], iters: int) -> int:
+    """Put each member back where its ``train_state`` left it; returns the step to continue after."""
+    steps = {int(s["step"]) for s in states}
+    if len(steps) != 1:
+        raise ConfigError(f"runs resumed together must stop at the same step; got {sorted(steps)}")
+    step = steps.pop()
+    if not 0 < step <= iters:
+        raise ConfigError(f"cannot resume at step {step} of a run of {iters} iterations")
+    params = list(model.parameters())
+    for e, state in enumerate(states):
+        model.load_member_state_dict(e, {k: torch.as_tensor(np.asarray(v)) for k, v in state["model"].items()})
+        gens[e].set_state(torch.as_tensor(np.asarray(state["rng_train"], dtype=np.uint8)))
+        with torch.no_grad():
+            for i, param in enumerate(params):
+                if f"exp_avg.{i}" not in state["optimizer"]:
+                    continue
+                slot = optimizer.state[param]
+                if not slot:
+                    slot["step"] = torch.tensor(0.0)
+                    slot["exp_avg"] = torch.zeros_like(param)
+                    slot["exp_avg_sq"] = torch.zeros_like(param)
+                slot["step"] = torch.tensor(float(np.asarray(state["optimizer"][f"step.{i}"]).reshape(-1)[0]))
+                slot["exp_avg"][e].copy_(torch.as_tensor(state["optimizer"][f"exp_avg.{i}"]))
+                slot["exp_avg_sq"][e].copy_(torch.as_tensor(state["optimizer"][f"exp_avg_sq.{i}"]))
+    return step

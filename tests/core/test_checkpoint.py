@@ -1,0 +1,167 @@
+import json
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint, parse_checkpoint, save_checkpoint
+from core.cli import main
+from core.training.diffusion import train_diffusion
+
+
+@pytest.fixture
+def trained(tiny_config, tmp_path):
+    """A run with its checkpoint written at each evaluation, and the full list of records."""
+    path = tmp_path / "run.infogen"
+    writer = CheckpointWriter(path, tiny_config.as_dict())
+    records = []
+    for record in train_diffusion(tiny_config):
+        writer.write(record)
+        records.append(record)
+    return path, records
+
+
+def test_round_trip_keeps_weights_config_and_every_metric(trained, tiny_config):
+    path, records = trained
+    ckpt = load_checkpoint(path)
+    assert ckpt.config == tiny_config.as_dict()
+    final = [r for r in records if r["kind"] == "eval"][-1]
+    assert ckpt.weights.keys() == final["model_state"].keys()
+    assert all(np.array_equal(ckpt.weights[k], final["model_state"][k]) for k in ckpt.weights)
+    plain = [{k: v for k, v in r.items() if k not in ("samples", "model_state", "train_state")} for r in records]
+    assert ckpt.history == json.loads(json.dumps(plain))
+    assert sorted(ckpt.samples) == [6, 12]
+    np.testing.assert_array_equal(ckpt.samples[12], final["samples"])
+    assert ckpt.doc["provenance"]["dataset"] == "swissroll" and ckpt.doc["provenance"]["seed"] == 0
+    assert ckpt.doc["bound"]["variant"] == "exact" and ckpt.step == 12
+
+
+def test_a_resumed_run_continues_with_exactly_the_uninterrupted_numbers(tiny_config, tmp_path):
+    cfg = tiny_config.with_(batch=10)
+    full = list(train_diffusion(cfg))
+    half = tmp_path / "half.infogen"
+    writer = CheckpointWriter(half, cfg.as_dict())
+    for record in train_diffusion(cfg.with_(iters=6)):  # the same run, stopped after its first evaluation
+        writer.write(record)
+    ckpt = load_checkpoint(half)
+    resumed = list(train_diffusion(cfg, resume=ckpt.train_state))
+    pick = lambda rs: [(r["kind"], r["step"], r.get("loss"), r.get("bound"), r.get("test_kl"))  # noqa: E731
+                       for r in rs if r["kind"] in ("step", "eval") and r["step"] > 6]
+    assert pick(resumed) == pick(full)
+
+
+def test_cli_train_info_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    tiny = ["--m", "24", "--n-test", "40", "--N", "20", "--K", "10"]
+    assert main(["train", "dm", *tiny, "--iters", "4", "--eval-every", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    ckpt = out / "checkpoint.infogen"
+    assert main(["info", str(ckpt), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["format_version"] == 1 and info["model"] == "dm" and info["config"]["m"] == 24
+    assert info["history_length"] == len(load_checkpoint(ckpt).history) and info["resumable"]
+    assert main(["resume", str(ckpt), "--iters", "8"]) == 0
+    again = load_checkpoint(ckpt)
+    assert again.step == 8 and [r["step"] for r in again.records("eval")] == [2, 4, 6, 8]
+    assert main(["info", str(ckpt)]) == 0 and "step 8" in capsys.readouterr().out
+
+
+def _bad_files(good: bytes):
+    header_len = int.from_bytes(good[:8], "little")
+    flipped_data = bytearray(good)
+    flipped_data[-5] ^= 0x40
+    flipped_header = bytearray(good)
+    flipped_header[8 + header_len // 2] ^= 0x01
+    return {
+        "truncated": (good[: len(good) // 2], "truncated|corrupt|unreadable"),
+        "truncated header": (good[:20], "truncated"),
+        "flipped data byte": (bytes(flipped_data), "corrupt"),
+        "flipped header byte": (bytes(flipped_header), "corrupt|not valid JSON|not JSON|not an InfoGen"),
+        "pickle": (pickle.dumps({"weights": [1, 2, 3]}), "not a checkpoint"),
+        "huge header": ((2**62).to_bytes(8, "little") + b"{}" * 10, "declares a header"),
+        "empty": (b"", "too short"),
+        "json list header": ((2).to_bytes(8, "little") + b"[]", "not a JSON object"),
+    }
+
+
+@pytest.mark.parametrize("case", ["truncated", "truncated header", "flipped data byte", "flipped header byte",
+                                  "pickle", "huge header", "empty", "json list header"])
+def test_hostile_files_get_a_clear_error(trained, tmp_path, case):
+    path, _ = trained
+    data, message = _bad_files(path.read_bytes())[case]
+    bad = tmp_path / "bad.infogen"
+    bad.write_bytes(data)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(bad)
+
+
+def test_a_pickle_is_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    bad = tmp_path / "evil.infogen"
+    bad.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(bad)
+    assert not marker.exists()
+
+
+def test_a_newer_format_is_refused_by_name(trained, tmp_path):
+    path, _ = trained
+    ckpt = load_checkpoint(path)
+    import core.checkpoint as cp
+
+    data = path.read_bytes().replace(b'\\"format_version\\": 1', b'\\"format_version\\": 7')
+    with pytest.raises(CheckpointError, match="newer InfoGen Explorer.*format 7"):
+        parse_checkpoint(data)
+    assert cp.FORMAT_VERSION == 1 and ckpt.step == 12
+
+
+def test_info_on_a_bad_file_exits_non_zero_with_the_reason(tmp_path, capsys):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    assert main(["info", str(bad)]) == 2
+    assert "too short" in capsys.readouterr().err
+    bad.write_text("hello, this is not a checkpoint at all")
+    assert main(["info", str(bad)]) == 2
+    assert "not a checkpoint" in capsys.readouterr().err
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=4096))
+def test_random_bytes_always_raise_checkpoint_error(data):
+    with pytest.raises(CheckpointError):
+        parse_checkpoint(data)
+
+
+def test_a_crash_in_the_middle_of_a_save_leaves_the_previous_checkpoint_readable(trained, tmp_path):
+    path, _ = trained
+    before = load_checkpoint(path)
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from core.checkpoint import load_checkpoint, save_checkpoint
+        c = load_checkpoint({str(path)!r})
+        big = {{i: np.random.default_rng(i).normal(size=(400_000, 2)).astype(np.float32) for i in range(12)}}
+        print("ready", flush=True)
+        while True:
+            save_checkpoint({str(path)!r}, model="dm", config=c.config, history=c.history, weights=c.weights,
+                            train_state=c.train_state, samples=big)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.4)  # in the middle of writing ~40 MB
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    after = load_checkpoint(path)  # the old file or a complete new one, never a torn one
+    assert after.config == before.config and after.step == before.step
+    assert all(np.array_equal(after.weights[k], before.weights[k]) for k in before.weights)
