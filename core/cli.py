@@ -22,7 +22,7 @@ from .data.toy2d import TOY_DATASETS
 from .errors import ConfigError, InfoGenError
 from .grids import parse_float_grid, parse_seeds
 from .io.atomic import to_json
-from .io.run_dir import RunWriter
+from .io.run_dir import ARRAY_KEYS, RunWriter
 from .select_t import select_t
 from .checkpoint import CheckpointWriter, load_checkpoint
 from .sweep import default_jobs, run_sweep
@@ -146,7 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if error:
         print(f"error: {error}", file=sys.stderr)
     if final is not None:
-        result = {k: v for k, v in final.items() if k not in ("samples", "frames", "frame_times", "model_state")}
+        result = {k: v for k, v in final.items() if k not in ARRAY_KEYS}
         result["run_dir"] = str(args.out)
         if args.json:
             print(json.dumps(to_json(result)))
