@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from core.checkpoint import CheckpointWriter, load_checkpoint
 from core.io.run_dir import RunWriter
 from core.select_t import select_t
 from core.sweep import run_sweep
@@ -20,6 +21,7 @@ from core.training.config import DiffusionConfig
 from core.training.diffusion import train_diffusion
 
 THROTTLE_SECONDS = 0.05
+CHECKPOINT_NAME = "checkpoint.infogen"
 GUI_KEYS_DROPPED = ("model_state", "train_state")
 
 
@@ -37,13 +39,22 @@ def throttled(records: Iterator[dict], interval: float = THROTTLE_SECONDS) -> It
         yield batch
 
 
-def single_run_job(config: DiffusionConfig, folder: Path, stop: threading.Event) -> Iterator[list[dict]]:
-    """Train one run, autosaving its run directory, and yield throttled batches of its records."""
+def single_run_job(config: DiffusionConfig, folder: Path, stop: threading.Event,
+                   resume_from: Path | None = None) -> Iterator[list[dict]]:
+    """Train one run (or continue a checkpoint), autosaving its run directory and its checkpoint at every
+    evaluation, and yield throttled batches of its records."""
 
     def records() -> Iterator[dict]:
+        if resume_from is not None:
+            ckpt = load_checkpoint(resume_from)
+            checkpoint = CheckpointWriter.resuming(ckpt, folder / CHECKPOINT_NAME, config.as_dict())
+            resume = ckpt.train_state
+        else:
+            checkpoint, resume = CheckpointWriter(folder / CHECKPOINT_NAME, config.as_dict()), None
         with RunWriter(folder, config.as_dict()) as writer:
-            for record in train_diffusion(config, should_stop=stop.is_set):
+            for record in train_diffusion(config, should_stop=stop.is_set, resume=resume):
                 writer.write(record)
+                checkpoint.write(record)
                 yield {k: v for k, v in record.items() if k not in GUI_KEYS_DROPPED}
 
     yield from throttled(records())

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QScrollArea, QSplitter, QVBox
 
 from core.training.config import DiffusionConfig
 
+from .file_actions import FileActions
 from .plots import MetricPlots
 from .run_form import RunForm
 from .run_manager import RunManager
@@ -85,6 +86,11 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(main)
         self.statusBar().showMessage("Ready: Swiss roll diffusion, m = 200, T = 0.6. Press Run.")
 
+        self.files = FileActions(self)
+        self.setAcceptDrops(True)
+        for name, plot in self.plots.plots.items():
+            action = plot.vb.menu.addAction("Export figure (PDF, SVG, PNG)…")
+            action.triggered.connect(lambda *_, n=name: self.files.export_dialog(n))
         self.form.run_requested.connect(self.start_run)
         self.form.select_requested.connect(self.start_selection)
         self.manager.run_added.connect(self._run_added)
@@ -138,12 +144,27 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(f"{run.name}: {run.status}; files in {run.folder}")
         self._dirty = True
 
+    def show_error(self, message: str) -> None:
+        """Show a problem in the window (not a modal box): the app stays usable."""
+        self.banner.setText(message)
+        self.banner.setVisible(True)
+        self.statusBar().showMessage(message.splitlines()[0][:200])
+
     def _run_failed(self, run_id: int, message: str) -> None:
         run = self.manager.runs.get(run_id)
         name = run.name if run else f"#{run_id}"
-        self.banner.setText(f"{name} failed: {message}")
-        self.banner.setVisible(True)
-        self.statusBar().showMessage(f"{name} failed")
+        self.show_error(f"{name} failed: {message}")
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        """Drop checkpoints or sweep folders on the window to open them."""
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.files.open_path(url.toLocalFile())
+        event.acceptProposedAction()
 
     def _run_removed(self, run_id: int) -> None:
         self.runs_table.remove_run(run_id)

@@ -12,9 +12,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import GeneratorWorker, thread_worker
 
+from core.checkpoint import load_checkpoint
+from core.errors import ConfigError
 from core.training.config import DiffusionConfig
 
-from .jobs import select_t_job, single_run_job, sweep_job
+from .jobs import CHECKPOINT_NAME, select_t_job, single_run_job, sweep_job
 from .run_state import RunState
 
 RUNS_DIR_ENV = "INFOGEN_RUNS_DIR"
@@ -61,25 +63,61 @@ class RunManager(QObject):
         state.t_range = t_range
         return self._launch(state, select_t_job, config, t_range, state.folder)
 
-    def _new_state(self, config: DiffusionConfig, label: str, Ts: list[float], seeds: list[int], mode: str) -> RunState:
+    def reserve(self) -> tuple[int, tuple[int, int, int]]:
+        """A fresh run id and its colour."""
         run_id = self._next_id
         self._next_id += 1
+        return run_id, pg.intColor(run_id - 1, hues=9).getRgb()[:3]
+
+    def add_loaded(self, state: RunState) -> None:
+        """Show a run or sweep read from disk (see loading.load_state)."""
+        self.runs[state.run_id] = state
+        self.run_added.emit(state.run_id)
+        self.run_changed.emit(state.run_id)
+
+    def resume(self, run_id: int, iters: int | None = None) -> RunState:
+        """Continue a run from its checkpoint (exactly, see core.checkpoint), in the same entry and folder."""
+        state = self.runs[run_id]
+        path = state.checkpoint_path or state.folder / CHECKPOINT_NAME
+        if state.active or state.is_sweep:
+            raise ConfigError("only a finished, stopped or loaded single run can be resumed")
+        if not Path(path).is_file():
+            raise ConfigError(f"{state.name} has no checkpoint to resume from (it is written at each evaluation)")
+        ckpt = load_checkpoint(path)
+        config = state.config.with_(iters=iters or state.config.iters).validate()
+        if ckpt.train_state is None or config.iters <= ckpt.step:
+            raise ConfigError(f"the checkpoint is at step {ckpt.step} of {config.iters}: raise the iterations to train further")
+        keep = sum(1 for s in state.steps if s <= ckpt.step)
+        del state.steps[keep:], state.losses[keep:], state.walls[keep:]
+        keep_evals = sum(1 for ev in state.evals if ev["step"] <= ckpt.step)
+        del state.evals[keep_evals:], state.samples[keep_evals:]
+        state.config, state.status, state.message = config, "running", ""
+        state.started, state.finished_at = time.monotonic(), None
+        state.revision += 1
+        state.eval_revision += 1
+        self._launch(state, single_run_job, config, state.folder, resume_from=Path(path))
+        return state
+
+    def _new_state(self, config: DiffusionConfig, label: str, Ts: list[float], seeds: list[int], mode: str) -> RunState:
+        run_id, colour = self.reserve()
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        colour = pg.intColor(run_id - 1, hues=9).getRgb()[:3]
         state = RunState(run_id, f"#{run_id} {label}", config, self.runs_dir / f"{stamp}-run{run_id}", colour,
                          Ts, seeds, mode=mode)
         self.runs[run_id] = state
         return state
 
-    def _launch(self, state: RunState, job, *args) -> RunState:
+    def _launch(self, state: RunState, job, *args, **kwargs) -> RunState:
         run_id = state.run_id
         stop = threading.Event()
-        worker = thread_worker(job, start_thread=False, ignore_errors=True)(*args, stop)
+        worker = thread_worker(job, start_thread=False, ignore_errors=True)(*args, stop, **kwargs)
         worker.yielded.connect(lambda batch, rid=run_id: self._on_batch(rid, batch))
         worker.errored.connect(lambda exc, rid=run_id: self._on_error(rid, exc))
         worker.finished.connect(lambda rid=run_id: self._on_finished(rid))
         self._workers[run_id], self._stops[run_id] = worker, stop
-        self.run_added.emit(run_id)
+        if state.status == "queued":
+            self.run_added.emit(run_id)
+        else:
+            self.run_changed.emit(run_id)  # a resumed entry: already listed
         state.status = "running"
         worker.start()
         return state

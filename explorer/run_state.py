@@ -45,6 +45,7 @@ class RunState:
     t_range: tuple[float, float] | None = None
     selection_points: list[dict] = field(default_factory=list)
     selection: dict | None = None
+    checkpoint_path: Path | None = None
     summary: dict | None = None
     revision: int = 0
     eval_revision: int = 0

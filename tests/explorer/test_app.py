@@ -5,17 +5,7 @@ import pytest
 
 from core.encoder_view import encoder_view
 
-RUN_TIMEOUT_MS = 120_000
-
-
-def run_and_wait(qtbot, window, status=("finished",)):
-    window.form.run_button.click()
-    run = window.selected_run
-    assert run is not None
-    qtbot.waitUntil(lambda: run.status in status and not window.manager.busy, timeout=RUN_TIMEOUT_MS)
-    qtbot.wait(100)  # one redraw tick
-    window.redraw(force=True)
-    return run
+from helpers import RUN_TIMEOUT_MS, run_and_wait
 
 
 def test_the_default_run_fills_loss_bound_and_gap_plots_and_renders_samples(qtbot, window):

@@ -1,0 +1,211 @@
+"""File menu: open (dialog, drag and drop, recent files) a checkpoint or a sweep directory, save, save as,
+resume and export. Opening reads the file on a worker (as an asyncio task on qasync's loop when it runs,
+else on the thread pool), so the window never freezes on a large file."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QInputDialog, QMenu,
+)
+from superqt.utils import thread_worker
+
+from core.errors import InfoGenError
+from core.export.figures import FORMATS, RUN_FIGURES, SWEEP_FIGURES, export_figure
+from core.io.atomic import atomic_write_bytes
+
+from .loading import CHECKPOINT_NAME, load_state
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
+
+MAX_RECENT = 8
+
+
+class FileActions:
+    """Builds the File menu on ``window`` and carries out its commands."""
+
+    def __init__(self, window: "MainWindow") -> None:
+        self.window = window
+        self.settings = QSettings("InfoGen", "InfoGen Explorer")
+        menu = window.menuBar().addMenu("&File")
+        self.open_action = self._action(menu, "&Open checkpoint…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self._action(menu, "Open &sweep folder…", self.open_folder_dialog)
+        self.recent_menu: QMenu = menu.addMenu("Open &recent")
+        menu.addSeparator()
+        self.save_action = self._action(menu, "&Save", self.save, QKeySequence.StandardKey.Save)
+        self._action(menu, "Save &as…", self.save_as, QKeySequence.StandardKey.SaveAs)
+        self._action(menu, "&Resume training…", self.resume)
+        self._action(menu, "&Export figure…", self.export_dialog)
+        self._refresh_recent()
+        self._pending = set()
+
+    def _action(self, menu: QMenu, text: str, slot, shortcut=None) -> QAction:
+        action = QAction(text, self.window)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.triggered.connect(lambda *_: slot())
+        menu.addAction(action)
+        return action
+
+    # -- opening --------------------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open checkpoint", "", "InfoGen checkpoints (*.infogen);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self.window, "Open a sweep or run folder")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | Path) -> None:
+        """Read ``path`` off the GUI thread; the run appears when it is loaded, or the reason it cannot be."""
+        run_id, colour = self.window.manager.reserve()
+        self.window.statusBar().showMessage(f"Opening {path}…")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:  # qasync: an asyncio task on Qt's loop, the file read in its executor
+            task = loop.create_task(self._open_async(loop, path, run_id, colour))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+            return
+        worker = thread_worker(load_state, start_thread=False, ignore_errors=True)(path, run_id, colour)
+        worker.returned.connect(lambda state: self.opened(path, state))
+        worker.errored.connect(lambda exc: self.open_failed(path, exc))
+        worker.start()
+
+    async def _open_async(self, loop, path, run_id, colour) -> None:
+        try:
+            state = await loop.run_in_executor(None, load_state, path, run_id, colour)
+        except (InfoGenError, OSError) as exc:
+            self.open_failed(path, exc)
+            return
+        except asyncio.CancelledError:
+            return
+        self.opened(path, state)
+
+    def opened(self, path, state) -> None:
+        self.window.manager.add_loaded(state)
+        self._remember(str(path))
+        self.window.statusBar().showMessage(f"Opened {path}")
+
+    def open_failed(self, path, exc: Exception) -> None:
+        self.window.show_error(f"Cannot open {path}: {exc}")
+
+    def _remember(self, path: str) -> None:
+        recent = [p for p in self.recent() if p != path]
+        self.settings.setValue("recent", [path, *recent][:MAX_RECENT])
+        self._refresh_recent()
+
+    def recent(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent():
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda *_, p=path: self.open_path(p))
+        self.recent_menu.setEnabled(bool(self.recent()))
+
+    # -- saving, resuming, exporting ------------------------------------------------------------------
+    def _selected_checkpoint(self) -> Path | None:
+        run = self.window.selected_run
+        if run is None or run.is_sweep:
+            self.window.show_error("Select a single run first (sweeps are saved as their folder of runs).")
+            return None
+        path = run.checkpoint_path or run.folder / CHECKPOINT_NAME
+        if not Path(path).is_file():
+            self.window.show_error(f"{run.name} has no checkpoint yet: one is written at each evaluation.")
+            return None
+        return Path(path)
+
+    def save(self) -> None:
+        """Runs are autosaved at each evaluation; Save says where (or saves as, for a loaded copy)."""
+        path = self._selected_checkpoint()
+        if path is not None:
+            self.window.statusBar().showMessage(f"Saved (autosaved at each evaluation): {path}")
+
+    def save_as(self, target: str | Path | None = None) -> Path | None:
+        path = self._selected_checkpoint()
+        if path is None:
+            return None
+        if target is None:
+            target, _ = QFileDialog.getSaveFileName(self.window, "Save checkpoint as", "", "InfoGen checkpoints (*.infogen)")
+            if not target:
+                return None
+        target = Path(target)
+        if target.suffix != ".infogen":
+            target = target.with_suffix(".infogen")
+        atomic_write_bytes(target, path.read_bytes())
+        self._remember(str(target))
+        self.window.statusBar().showMessage(f"Saved {target}")
+        return target
+
+    def resume(self, iters: int | None = None) -> None:
+        run = self.window.selected_run
+        if run is None:
+            self.window.show_error("Select a run to resume.")
+            return
+        if iters is None:
+            iters, ok = QInputDialog.getInt(self.window, "Resume training", "Train up to iteration:",
+                                            run.config.iters * 2, 1, 100_000_000)
+            if not ok:
+                return
+        try:
+            self.window.manager.resume(run.run_id, iters)
+        except (InfoGenError, OSError) as exc:
+            self.window.show_error(f"Cannot resume {run.name}: {exc}")
+
+    def export_dialog(self, figure: str | None = None) -> None:
+        run = self.window.selected_run
+        if run is None:
+            self.window.show_error("Select a run or sweep to export.")
+            return
+        dialog = QDialog(self.window)
+        dialog.setWindowTitle("Export figure")
+        form = QFormLayout(dialog)
+        figures = QComboBox()
+        figures.addItems(list(SWEEP_FIGURES if run.is_sweep else RUN_FIGURES))
+        if figure:
+            figures.setCurrentText(figure)
+        formats = QComboBox()
+        formats.addItems(list(FORMATS))
+        width = QDoubleSpinBox()
+        width.setRange(0.5, 20)
+        width.setValue(3.25)
+        dpi = QDoubleSpinBox()
+        dpi.setRange(20, 2400)
+        dpi.setValue(300)
+        form.addRow("Figure", figures)
+        form.addRow("Format", formats)
+        form.addRow("Width (in)", width)
+        form.addRow("DPI (PNG)", dpi)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(dialog.accept)
+        buttons.rejected.connect(dialog.reject)
+        form.addRow(buttons)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        target, _ = QFileDialog.getSaveFileName(self.window, "Export to", f"{figures.currentText()}.{formats.currentText()}")
+        if target:
+            self.export(run, figures.currentText(), formats.currentText(), width.value(), dpi.value(), target)
+
+    def export(self, run, figure: str, fmt: str, width_in: float, dpi: float, target: str | Path) -> dict | None:
+        source = run.folder if (run.folder / "history.jsonl").exists() or run.is_sweep else run.checkpoint_path
+        try:
+            paths = export_figure(source, figure, fmt, width_in, dpi, target)
+        except (InfoGenError, OSError) as exc:
+            self.window.show_error(f"Export failed: {exc}")
+            return None
+        self.window.statusBar().showMessage(f"Exported {paths['figure']} with {paths['csv'].name} and {paths['script'].name}")
+        return paths
+
