@@ -40,8 +40,8 @@ def test_stop_ends_the_run_within_one_step(qtbot, window, monkeypatch):
     seen = {"step": 0}
     real = jobs.train_diffusion
 
-    def counting(config, should_stop):
-        for record in real(config, should_stop):
+    def counting(config, should_stop=None, resume=None):
+        for record in real(config, should_stop, resume):
             if record["kind"] == "step":
                 seen["step"] = record["step"]
             yield record
