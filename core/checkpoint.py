@@ -31,6 +31,7 @@ from .io.atomic import atomic_write_bytes, to_json
 FORMAT = "infogen-checkpoint"
 FORMAT_VERSION = 1
 SUFFIX = ".infogen"
+CHECKPOINT_NAME = "checkpoint.infogen"
 MAX_HEADER_BYTES = 100 * 2**20
 HASH_PLACEHOLDER = "0" * 64
 

@@ -24,12 +24,11 @@ from .grids import parse_float_grid, parse_seeds
 from .io.atomic import to_json
 from .io.run_dir import ARRAY_KEYS, RunWriter
 from .select_t import select_t
-from .checkpoint import CheckpointWriter, load_checkpoint
+from .checkpoint import CHECKPOINT_NAME, CheckpointWriter, load_checkpoint
 from .sweep import default_jobs, run_sweep
 from .training.config import DiffusionConfig
 from .training.diffusion import train_diffusion
 
-CHECKPOINT_NAME = "checkpoint.infogen"
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
 EXIT_INTERRUPTED = 130

@@ -1,6 +1,7 @@
 """T sweeps: one model per (T, seed), trained in parallel worker processes, aggregated over seeds.
 
-Within a worker the runs train as one batched ensemble (many small models are far cheaper together than one
+Each run directory also holds the run's checkpoint (checkpoint.infogen), so a sweep is a directory of run
+checkpoints plus its summary. Within a worker the runs train as one batched ensemble (many small models are far cheaper together than one
 by one); every run still has its own seeds and streams, so its numbers do not depend on the grouping or on
 the number of workers. Each run writes its own run directory; the sweep directory also gets sweep.json (the
 plan) and summary.json (the aggregate).
@@ -24,6 +25,7 @@ import torch
 from . import __version__
 from .bounds.variants import VARIANTS
 from .errors import ConfigError
+from .checkpoint import CHECKPOINT_NAME, CheckpointWriter
 from .io.atomic import atomic_write_json
 from .io.run_dir import ARRAY_KEYS, RunWriter
 from .training.config import DiffusionConfig
@@ -130,12 +132,15 @@ def run_sweep(
 def group_events(group: Sequence[SweepRun], should_stop: Callable[[], bool] | None = None) -> Iterator[dict]:
     """Train one group as an ensemble, writing each run's directory; yield light events (no arrays)."""
     writers = [RunWriter(r.folder, r.config.as_dict()) for r in group]
+    checkpoints = [CheckpointWriter(r.folder / CHECKPOINT_NAME, r.config.as_dict()) for r in group]
     last_sent = 0.0
     try:
         for record in train_diffusion_ensemble([r.config for r in group], should_stop):
             index = record["run"]
             run = group[index]
-            writers[index].write({k: v for k, v in record.items() if k != "run"})
+            plain = {k: v for k, v in record.items() if k != "run"}
+            writers[index].write(plain)
+            checkpoints[index].write(plain)
             if record["kind"] == "step":
                 now = time.monotonic()
                 if index == len(group) - 1 and now - last_sent >= PROGRESS_SECONDS:

@@ -15,11 +15,12 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import thread_worker
 
+from core.checkpoint import CHECKPOINT_NAME
 from core.errors import InfoGenError
 from core.export.figures import FORMATS, RUN_FIGURES, SWEEP_FIGURES, export_figure
 from core.io.atomic import atomic_write_bytes
 
-from .loading import CHECKPOINT_NAME, load_state
+from .loading import load_state
 
 if TYPE_CHECKING:
     from .main_window import MainWindow

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from core.checkpoint import CheckpointWriter, load_checkpoint
+from core.checkpoint import CHECKPOINT_NAME, CheckpointWriter, load_checkpoint
 from core.io.run_dir import RunWriter
 from core.select_t import select_t
 from core.sweep import run_sweep
@@ -21,7 +21,6 @@ from core.training.config import DiffusionConfig
 from core.training.diffusion import train_diffusion
 
 THROTTLE_SECONDS = 0.05
-CHECKPOINT_NAME = "checkpoint.infogen"
 GUI_KEYS_DROPPED = ("model_state", "train_state")
 
 

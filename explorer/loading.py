@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from core.checkpoint import load_checkpoint
+from core.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from core.errors import InfoGenError, RunFileError
 from core.io.run_dir import read_run
 from core.training.config import DiffusionConfig
 
 from .run_state import RunState
 
-CHECKPOINT_NAME = "checkpoint.infogen"
 
 
 def load_state(path: str | Path, run_id: int, colour: tuple[int, int, int]) -> RunState:

@@ -12,11 +12,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import GeneratorWorker, thread_worker
 
-from core.checkpoint import load_checkpoint
+from core.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from core.errors import ConfigError
 from core.training.config import DiffusionConfig
 
-from .jobs import CHECKPOINT_NAME, select_t_job, single_run_job, sweep_job
+from .jobs import select_t_job, single_run_job, sweep_job
 from .run_state import RunState
 
 RUNS_DIR_ENV = "INFOGEN_RUNS_DIR"

@@ -51,6 +51,7 @@ def ray_events(runs: Sequence, jobs: int | None, address: str | None,
     ray = import_ray()
     from ray.util.queue import Empty, Queue
 
+    from ..checkpoint import CHECKPOINT_NAME, CheckpointWriter
     from ..io.run_dir import ARRAY_KEYS, RunWriter
 
     started_here = not ray.is_initialized()
@@ -75,10 +76,12 @@ def ray_events(runs: Sequence, jobs: int | None, address: str | None,
             for ref in done:
                 run = pending.pop(ref)
                 records = ray.get(ref)
+                checkpoint = CheckpointWriter(run.folder / CHECKPOINT_NAME, run.config.as_dict())
                 with RunWriter(run.folder, run.config.as_dict()) as writer:
                     for record in records:
                         record.pop("run", None)
                         writer.write(record)
+                        checkpoint.write(record)
                         if record["kind"] in ("step", "start"):
                             continue
                         event = {k: v for k, v in record.items() if k not in ARRAY_KEYS and k != "config"}

@@ -86,3 +86,13 @@ def test_cli_bad_input_exits_2_with_the_reason(tmp_path, capsys, args, message):
 def test_cli_sweep_bad_grid(tmp_path, capsys):
     assert main(["sweep", "dm", *TINY, "--T", "0:1", "--out", str(tmp_path / "s")]) == 2
     assert "T grid" in capsys.readouterr().err
+
+
+def test_a_sweep_is_a_directory_of_run_checkpoints_plus_its_summary(tiny_config, tmp_path):
+    from core.checkpoint import load_checkpoint
+
+    list(run_sweep(tiny_config.with_(eval_every=0), [0.5, 1.0], [3], tmp_path / "s", jobs=1))
+    for name in ("T0.5_seed3", "T1_seed3"):
+        ckpt = load_checkpoint(tmp_path / "s" / name / "checkpoint.infogen")
+        assert ckpt.step == tiny_config.iters and ckpt.config["seed"] == 3
+    assert (tmp_path / "s" / "summary.json").exists()
