@@ -91,16 +91,18 @@ class RunState:
         self.revision += 1
 
     def add_sweep_event(self, event: dict) -> None:
-        """Fold one sweep event (progress, eval, error, summary) into the state."""
+        """Fold one sweep or T-selection event (progress, eval, error, evaluated, summary) into the state.
+
+        A sweep's progress is the share of all its runs' steps done; a selection's is the share of its
+        training budget spent (updated as each model is evaluated).
+        """
         kind = event["kind"]
-        if kind == "progress" and self.mode == "select":
+        if kind == "progress":
             self.status = "running" if self.status == "queued" else self.status
-        elif kind == "progress":
-            self.status = "running" if self.status == "queued" else self.status
-            n_groups_total = len(self.Ts) * len(self.seeds)
-            self._group_steps[tuple(event["runs"])] = (event["step"], len(event["runs"]))
-            done = sum(step * size for step, size in self._group_steps.values())
-            self.progress = min(1.0, done / (n_groups_total * self.config.iters))
+            if self.mode == "sweep":
+                self._group_steps[tuple(event["runs"])] = (event["step"], len(event["runs"]))
+                done = sum(step * size for step, size in self._group_steps.values())
+                self.progress = min(1.0, done / (len(self.Ts) * len(self.seeds) * self.config.iters))
         elif kind == "eval" and event["step"] == event["iters"]:
             self.sweep_finals[event["run"]] = event
             self.eval_revision += 1

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint, parse_checkpoint, save_checkpoint
+from core.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint, parse_checkpoint
 from core.cli import main
 from core.training.diffusion import train_diffusion
 
