@@ -3,6 +3,7 @@
 infogen train dm --data swissroll --m 200 --T 0.6 --iters 10000 --seed 0 --out RUN_DIR
 infogen sweep dm --data swissroll --m 200 --T 0.2:1.8:0.2 --seeds 0,1,2 --iters 10000 --out SWEEP_DIR --json
 infogen select-t dm --data swissroll --m 200 --range 0.1:2.0 --out SELECT_DIR --json
+infogen train vae --data mnist5k --epochs 100 --m 4000 --out RUN_DIR
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from .checkpoint import CHECKPOINT_NAME, CheckpointWriter, load_checkpoint
 from .sweep import default_jobs, run_sweep
 from .training.config import DiffusionConfig
 from .training.diffusion import train_diffusion
+from .vae.config import IMAGE_DATASETS, VAEConfig
+from .vae.train import train_vae
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
@@ -37,10 +40,17 @@ SHOWN_TERMS = ("score_matching", "encoder_info", "encoder_prior", "generator", "
 
 def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = False) -> None:
     d = DiffusionConfig()
-    p.add_argument("model", choices=["dm"], help="dm: diffusion model (VP-SDE)")
-    p.add_argument("--data", default=d.data, choices=[*sorted(TOY_DATASETS), "file"], help="dataset (default %(default)s)")
+    train = not (sweep or select)
+    if train:
+        p.add_argument("model", choices=["dm", "vae"], help="dm: diffusion model (VP-SDE); vae: MLP VAE on images")
+        p.add_argument("--data", default=None, choices=[*sorted(TOY_DATASETS), "file", *IMAGE_DATASETS],
+                       help="dataset (default: swissroll for dm, mnist5k for vae)")
+    else:
+        p.add_argument("model", choices=["dm"], help="dm: diffusion model (VP-SDE)")
+        p.add_argument("--data", default=d.data, choices=[*sorted(TOY_DATASETS), "file"], help="dataset (default %(default)s)")
     p.add_argument("--data-path", default="", help="points file for --data file (.npy, .npz, .csv, .txt)")
-    p.add_argument("--m", type=int, default=d.m, help="training set size (default %(default)s)")
+    p.add_argument("--m", type=int, default=None if train else d.m,
+                   help=f"training set size (default {d.m} for dm, 4000 for vae)")
     p.add_argument("--n-test", type=int, default=d.n_test, help="test set size (default %(default)s)")
     if select:
         p.add_argument("--range", default="0.1:2.0", dest="t_range", help="T range low:high (default %(default)s)")
@@ -59,7 +69,8 @@ def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = Fals
         p.add_argument("--T", type=float, default=d.T, help="diffusion time (default %(default)s)")
         p.add_argument("--seed", type=int, default=d.seed, help="seed of data, init and noise (default %(default)s)")
     p.add_argument("--iters", type=int, default=d.iters, help="training iterations (default %(default)s)")
-    p.add_argument("--batch", type=int, default=d.batch, help="minibatch size; >= m means full batch (default %(default)s)")
+    p.add_argument("--batch", type=int, default=None if train else d.batch,
+                   help=f"minibatch size; >= m means full batch (default {d.batch} for dm, 64 for vae)")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default %(default)s)")
     p.add_argument("--eval-every", type=int, default=0 if (sweep or select) else d.eval_every,
                    help="evaluate every k iterations, 0 = only at the end (default %(default)s)")
@@ -70,6 +81,15 @@ def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = Fals
     p.add_argument("--score-reg", type=float, default=d.score_reg, dest="score_reg",
                    help="lambda of the score-norm regulariser, DSM + lambda E|s|^2 (default %(default)s: off)")
     p.add_argument("--device", default=d.device, help="torch device, e.g. cpu or cuda (default %(default)s)")
+    if train:
+        v = VAEConfig()
+        vae = p.add_argument_group("VAE options")
+        vae.add_argument("--epochs", type=int, default=v.epochs, help="VAE epochs (default %(default)s)")
+        vae.add_argument("--preset", default=v.preset, choices=["paper", "small"], help="VAE size (default %(default)s)")
+        vae.add_argument("--likelihood", default=v.likelihood, choices=["bernoulli", "gaussian"])
+        vae.add_argument("--r", type=float, default=v.r, help="r of the encoder+generator bound (default %(default)s)")
+        vae.add_argument("--logpx-every", type=int, default=v.logpx_every, help="importance-sampled log p(x) every k epochs")
+        vae.add_argument("--train-stats", default=v.train_stats, choices=["running", "end-pass"])
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
@@ -102,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config_from(args: argparse.Namespace, **extra) -> DiffusionConfig:
     _check_device(args.device)
+    d = DiffusionConfig()
+    if args.data is None:
+        args.data = d.data
+    if args.m is None:
+        args.m = d.m
+    if args.batch is None:
+        args.batch = d.batch
+    if args.data in IMAGE_DATASETS:
+        raise ConfigError(f"dataset {args.data!r} is for the VAE: infogen train vae --data {args.data}")
     return DiffusionConfig(
         data=args.data, data_path=args.data_path, m=args.m, n_test=args.n_test, iters=args.iters, batch=args.batch, lr=args.lr,
         eval_every=args.eval_every, variant=args.variant, R=args.R, n_steps=args.n_steps,
@@ -118,7 +147,44 @@ def _check_device(device: str) -> None:
         raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
 
 
+def cmd_train_vae(args: argparse.Namespace) -> int:
+    _check_device(args.device)
+    data = args.data or "mnist5k"
+    cfg = VAEConfig(data=data, m=args.m if args.m is not None else (4000 if data == "mnist5k" else None),
+                    n_test=args.n_test, epochs=args.epochs, batch=args.batch or 64, lr=args.lr, seed=args.seed,
+                    preset=args.preset, likelihood=args.likelihood, r=args.r, logpx_every=args.logpx_every,
+                    train_stats=args.train_stats, device=args.device).validate()
+    bar = tqdm(total=cfg.epochs, desc=f"train vae {cfg.data}", unit="epoch", file=sys.stderr, mininterval=0.5)
+    last, error = None, None
+    with RunWriter(args.out, cfg.as_dict(), model="vae") as writer:
+        try:
+            for record in train_vae(cfg):
+                writer.write(record)
+                if record["kind"] == "epoch":
+                    last = record
+                    bar.update(1)
+                    bar.write(f"epoch {record['epoch']}: rec {record['rec_train']:.2f} kl {record['kl_train']:.2f} "
+                              f"mi {record['mi_train']:.2f} | bounds {record['bound_encoder_only']:.2f} / "
+                              f"{record['bound_encoder_generator']:.2f} | test curve {record['test_curve']:.2f}", file=sys.stderr)
+                elif record["kind"] == "error":
+                    error = record["message"]
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"interrupted; what was written is in {args.out}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    bar.close()
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+    if last is not None:
+        print(json.dumps(to_json({**last, "run_dir": str(args.out)})) if args.json else
+              f"epoch {last['epoch']}: encoder-only bound {last['bound_encoder_only']:.3f}, encoder+generator bound "
+              f"{last['bound_encoder_generator']:.3f} (r={last['r']:g}), test curve {last['test_curve']:.3f} nats")
+    return EXIT_RUN_FAILED if error else 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.model == "vae":
+        return cmd_train_vae(args)
     cfg = _config_from(args, T=args.T, seed=args.seed)
     final, error = None, None
     bar = tqdm(total=cfg.iters, desc=f"train T={cfg.T:g}", unit="it", file=sys.stderr, mininterval=0.5)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-STREAMS = {"data": 0, "init": 1, "train": 2, "eval": 3, "select": 4}
+STREAMS = {"data": 0, "init": 1, "train": 2, "eval": 3, "select": 4, "reference": 5}
 
 
 def stream_seed(seed: int, stream: str) -> int:

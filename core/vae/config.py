@@ -1,0 +1,66 @@
+"""Settings of one VAE run, validated before anything starts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+from ..errors import ConfigError
+
+IMAGE_DATASETS = ("mnist5k", "digits")
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Defaults follow experiments.md (Bernoulli MLP VAE, batch 64, Adam 1e-3) on the mnist5k subset."""
+
+    data: str = "mnist5k"
+    m: int | None = 4000
+    n_test: int = 1000
+    epochs: int = 100
+    batch: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    preset: str = "paper"
+    likelihood: str = "bernoulli"
+    r: float = 1.0
+    logpx_every: int = 5
+    logpx_K: int = 256
+    train_stats: str = "running"  # "running" (published code) or "end-pass"
+    device: str = "cpu"
+
+    def validate(self) -> "VAEConfig":
+        from .model import PRESETS
+
+        if self.data not in IMAGE_DATASETS:
+            raise ConfigError(f"unknown VAE dataset {self.data!r}; choose one of {', '.join(IMAGE_DATASETS)}")
+        if self.preset not in PRESETS:
+            raise ConfigError(f"unknown VAE preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if self.likelihood not in ("bernoulli", "gaussian"):
+            raise ConfigError(f"likelihood must be bernoulli or gaussian, got {self.likelihood!r}")
+        if self.train_stats not in ("running", "end-pass"):
+            raise ConfigError(f"train_stats must be running or end-pass, got {self.train_stats!r}")
+        for name, low in (("epochs", 1), ("batch", 1), ("n_test", 1), ("logpx_every", 0), ("logpx_K", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.m is not None and (not isinstance(self.m, int) or self.m < 2):
+            raise ConfigError(f"m (training set size) must be an integer >= 2, got {self.m!r}")
+        for name in ("lr", "r"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+        return self
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "VAEConfig":
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown VAE settings: {', '.join(unknown)}")
+        return cls(**values)
+
+    def with_(self, **changes) -> "VAEConfig":
+        return replace(self, **changes)
