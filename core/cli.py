@@ -176,7 +176,7 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
     if error:
         print(f"error: {error}", file=sys.stderr)
     if last is not None:
-        print(json.dumps(to_json({**last, "run_dir": str(args.out)})) if args.json else
+        print(json.dumps(to_json({**{k: v for k, v in last.items() if k not in ARRAY_KEYS}, "run_dir": str(args.out)})) if args.json else
               f"epoch {last['epoch']}: encoder-only bound {last['bound_encoder_only']:.3f}, encoder+generator bound "
               f"{last['bound_encoder_generator']:.3f} (r={last['r']:g}), test curve {last['test_curve']:.3f} nats")
     return EXIT_RUN_FAILED if error else 0

@@ -19,6 +19,8 @@ from core.select_t import select_t
 from core.sweep import run_sweep
 from core.training.config import DiffusionConfig
 from core.training.diffusion import train_diffusion
+from core.vae.config import VAEConfig
+from core.vae.train import train_vae
 
 THROTTLE_SECONDS = 0.05
 GUI_KEYS_DROPPED = ("model_state", "train_state")
@@ -73,3 +75,15 @@ def select_t_job(
     """Select T by the bound (core.select_t), yielding each trained point as it is evaluated."""
     jobs = max(1, os.cpu_count() or 1)
     yield from throttled(select_t(config, t_range, folder, jobs=jobs, should_stop=stop.is_set))
+
+
+def vae_job(config: VAEConfig, folder: Path, stop: threading.Event) -> Iterator[list[dict]]:
+    """Train a VAE, writing its run directory, and yield throttled batches of its records."""
+
+    def records() -> Iterator[dict]:
+        with RunWriter(folder, config.as_dict(), model="vae") as writer:
+            for record in train_vae(config, should_stop=stop.is_set):
+                writer.write(record)
+                yield record
+
+    yield from throttled(records())

@@ -12,6 +12,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QLabel, QMainWindow, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 from core.training.config import DiffusionConfig
+from core.vae.config import VAEConfig
 
 from .file_actions import FileActions
 from .plots import MetricPlots
@@ -111,8 +112,13 @@ class MainWindow(QMainWindow):
         self.redraw_timer.start()
 
     # -- runs ---------------------------------------------------------------------------------------
-    def start_run(self, config: DiffusionConfig, Ts: list[float], seeds: list[int]) -> RunState:
+    def start_run(self, config: DiffusionConfig | VAEConfig, Ts: list[float], seeds: list[int]) -> RunState:
         """Start what the form asked for; a single run also records its reverse trajectory for the T slider."""
+        if isinstance(config, VAEConfig):
+            self.banner.setVisible(False)
+            state = self.manager.start_vae(config)
+            self.statusBar().showMessage(f"Started {state.name}; saving to {state.folder}")
+            return state
         if len(Ts) * len(seeds) == 1:
             config = config.with_(frame_every=max(1, config.n_steps // FRAMES_PER_TRAJECTORY))
         self.banner.setVisible(False)

@@ -24,6 +24,13 @@ TERM_STYLES = {
 }
 
 
+VAE_BOUND_CURVES = (
+    ("bound_encoder_generator", "encoder+generator bound", Qt.PenStyle.SolidLine, 2.5),
+    ("bound_encoder_only", "encoder-only bound", Qt.PenStyle.DashLine, 1.5),
+    ("test_curve", "test curve", Qt.PenStyle.DotLine, 2.0),
+)
+
+
 def cache_axes(plot: pg.PlotItem) -> None:
     """Paint each axis into a cached pixmap: repainting a curve then only blits the axes, and an axis is
     re-rendered only when its range (which sticky_range keeps still) changes."""
@@ -62,9 +69,9 @@ class MetricPlots(QWidget):
         controls.addWidget(self.fit_button)
 
         self.graphics = pg.GraphicsLayoutWidget()
-        self.loss = self.graphics.addPlot(row=0, col=0, title="DSM loss (train, held-out at evaluations)")
-        self.bound = self.graphics.addPlot(row=1, col=0, title="Bound B(T) and its terms")
-        self.gap = self.graphics.addPlot(row=2, col=0, title="Test gap: test KL, held-out − train DSM")
+        self.loss = self.graphics.addPlot(row=0, col=0, title="Training loss (DSM or −ELBO), held-out at evaluations")
+        self.bound = self.graphics.addPlot(row=1, col=0, title="Bound and its terms (VAE: both bounds, test curve)")
+        self.gap = self.graphics.addPlot(row=2, col=0, title="Test gap (test KL and DSM gap; VAE: gaps)")
         self.plots = {"loss": self.loss, "bound": self.bound, "gap": self.gap}
         self.log_boxes: dict[str, QCheckBox] = {}
         log_row = QHBoxLayout()
@@ -217,9 +224,17 @@ class MetricPlots(QWidget):
             return
         held = self._curve(run, "loss", "held-out", pen=None, symbol="o", symbolSize=7,
                            symbolBrush=colour, name=f"{label} held-out")
-        held.setData(ex, [ev["dsm_test"] for ev in run.evals])
+        if run.is_vae:
+            held.setData(ex, [ev["rec_test"] + ev["kl_test"] for ev in run.evals])
+        else:
+            held.setData(ex, [ev["dsm_test"] for ev in run.evals])
 
     def _draw_bound(self, run: RunState, colour, label: str, ex: np.ndarray) -> None:
+        if run.is_vae:
+            for key, text, style, width in VAE_BOUND_CURVES:
+                self._curve(run, "bound", key, pen=pg.mkPen(colour, width=width, style=style),
+                            name=f"{label} {text}").setData(ex, [ev[key] for ev in run.evals])
+            return
         total = np.array([ev["bound"] for ev in run.evals])
         self._curve(run, "bound", "total", pen=pg.mkPen(colour, width=2.5), symbol="o", symbolSize=5,
                     symbolBrush=colour, name=f"{label} bound (R={run.config.R:g})").setData(ex, total)
@@ -239,6 +254,13 @@ class MetricPlots(QWidget):
                             name=f"{label} {label_text}").setData(ex, ys)
 
     def _draw_gap(self, run: RunState, colour, label: str, ex: np.ndarray) -> None:
+        if run.is_vae:
+            for key, text, style in (("gap", "test curve − encoder-only bound", Qt.PenStyle.SolidLine),
+                                     ("rec_gap", "rec test − train", Qt.PenStyle.DashLine),
+                                     ("neg_elbo_gap", "−ELBO test − train", Qt.PenStyle.DotLine)):
+                self._curve(run, "gap", key, pen=pg.mkPen(colour, width=1.5, style=style),
+                            name=f"{label} {text}").setData(ex, [ev[key] for ev in run.evals])
+            return
         self._curve(run, "gap", "test_kl", pen=pg.mkPen(colour, width=2), symbol="s", symbolSize=6,
                     symbolBrush=colour, name=f"{label} test KL").setData(ex, [ev["test_kl"] for ev in run.evals])
         self._curve(run, "gap", "dsm_gap", pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
@@ -261,7 +283,11 @@ class MetricPlots(QWidget):
         if len(ex):
             j = int(np.argmin(np.abs(ex - x)))
             ev = run.evals[j]
-            parts.append(f"eval @ {ev['step']}: bound {ev['bound']:.3f}, test KL {ev['test_kl']:.3f}")
+            if run.is_vae:
+                parts.append(f"epoch {ev['epoch']}: bounds {ev['bound_encoder_only']:.2f} / "
+                             f"{ev['bound_encoder_generator']:.2f}, test curve {ev['test_curve']:.2f}")
+            else:
+                parts.append(f"eval @ {ev['step']}: bound {ev['bound']:.3f}, test KL {ev['test_kl']:.3f}")
         self.cursor_label.setText("   ".join(parts))
 
     def _mouse_moved(self, pos) -> None:

@@ -13,8 +13,10 @@ from core.data.toy2d import TOY_DATASETS
 from core.errors import InfoGenError
 from core.grids import parse_float_grid, parse_seeds
 from core.training.config import DiffusionConfig
+from core.vae.config import VAEConfig
 
-PRESETS = {"paper (MLP 128)": 128, "small (MLP 64)": 64}
+PRESETS = {"paper": 128, "small": 64}  # diffusion: MLP width; VAE: the presets of core.vae.model
+VAE_DATASETS = ("mnist5k", "digits")
 FILE_DATASET = "file…"
 DEFAULT_SELECTION_RANGE = (0.1, 2.0)
 
@@ -30,8 +32,10 @@ class RunForm(QWidget):
         d = DiffusionConfig()
         self.model = QComboBox()
         self.model.addItem("Diffusion (VP-SDE)", "dm")
+        self.model.addItem("VAE (MLP, images)", "vae")
         self.dataset = QComboBox()
         self.dataset.addItems([*TOY_DATASETS, FILE_DATASET])
+        self.iters_label = QLabel("Iterations")
         self.path = QLineEdit()
         self.path.setPlaceholderText("points file: .npy, .npz, .csv, .txt")
         self.browse = QPushButton("Browse…")
@@ -77,7 +81,7 @@ class RunForm(QWidget):
         form.addRow("File", path_row)
         form.addRow("Training points m", self.m)
         form.addRow("Diffusion time T", self.T)
-        form.addRow("Iterations", self.iters)
+        form.addRow(self.iters_label, self.iters)
         form.addRow("Seeds", self.seeds)
         form.addRow("R (sub-Gaussian)", self.R)
         form.addRow("Bound variant", self.variant)
@@ -100,7 +104,8 @@ class RunForm(QWidget):
 
         for w in (self.path, self.T, self.seeds):
             w.textChanged.connect(self.revalidate)
-        for w in (self.dataset, self.model, self.variant, self.preset):
+        self.model.currentIndexChanged.connect(self._model_changed)
+        for w in (self.dataset, self.variant, self.preset):
             w.currentIndexChanged.connect(self.revalidate)
         for w in (self.m, self.iters, self.eval_every, self.n_steps, self.mc, self.batch):
             w.valueChanged.connect(self.revalidate)
@@ -111,8 +116,39 @@ class RunForm(QWidget):
         self.select_button.clicked.connect(self._select)
         self.revalidate()
 
-    def request(self) -> tuple[DiffusionConfig, list[float], list[int]]:
+    @property
+    def is_vae(self) -> bool:
+        return self.model.currentData() == "vae"
+
+    def _model_changed(self) -> None:
+        """Swap the dataset list and the settings that apply to the chosen model."""
+        vae = self.is_vae
+        self.dataset.blockSignals(True)
+        self.dataset.clear()
+        self.dataset.addItems(list(VAE_DATASETS) if vae else [*TOY_DATASETS, FILE_DATASET])
+        self.dataset.blockSignals(False)
+        self.iters_label.setText("Epochs" if vae else "Iterations")
+        self.iters.setValue(20 if vae else DiffusionConfig().iters)
+        self.eval_every.setValue(5 if vae else DiffusionConfig().eval_every)
+        self.eval_every.setToolTip("importance-sampled log p(x) every k epochs (0: never)" if vae else
+                                   "evaluate the bound and the test gap every k iterations (0: only at the end)")
+        for w in (self.T, self.R, self.variant, self.n_steps, self.mc, self.select_button):
+            w.setEnabled(not vae)
+        self.revalidate()
+
+    def vae_request(self) -> tuple[VAEConfig, list[float], list[int]]:
+        seeds = parse_seeds(self.seeds.text())
+        config = VAEConfig(
+            data=self.dataset.currentText(), m=self.m.value(), epochs=self.iters.value(), seed=seeds[0],
+            preset=self.preset.currentText(), lr=self.lr.value(), batch=min(self.batch.value(), 1024),
+            logpx_every=self.eval_every.value(), n_test=min(1000, 1797 - self.m.value()) if self.dataset.currentText() == "digits" else 1000,
+        ).validate()
+        return config, [], seeds[:1]
+
+    def request(self) -> tuple[DiffusionConfig | VAEConfig, list[float], list[int]]:
         """The validated settings, or InfoGenError with the reason."""
+        if self.is_vae:
+            return self.vae_request()
         Ts = parse_float_grid(self.T.text(), "T")
         seeds = parse_seeds(self.seeds.text())
         is_file = self.dataset.currentText() == FILE_DATASET
@@ -141,7 +177,7 @@ class RunForm(QWidget):
             return False
         self.error.setText("")
         self.run_button.setEnabled(True)
-        self.select_button.setEnabled(True)
+        self.select_button.setEnabled(not self.is_vae)
         return True
 
     def selection_range(self) -> tuple[float, float]:

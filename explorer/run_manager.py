@@ -15,8 +15,9 @@ from superqt.utils import GeneratorWorker, thread_worker
 from core.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from core.errors import ConfigError
 from core.training.config import DiffusionConfig
+from core.vae.config import VAEConfig
 
-from .jobs import select_t_job, single_run_job, sweep_job
+from .jobs import select_t_job, single_run_job, sweep_job, vae_job
 from .run_state import RunState
 
 RUNS_DIR_ENV = "INFOGEN_RUNS_DIR"
@@ -55,6 +56,12 @@ class RunManager(QObject):
         else:
             job = (single_run_job, base, state.folder)
         return self._launch(state, *job)
+
+    def start_vae(self, config: VAEConfig) -> RunState:
+        """Train a VAE: its epochs feed the same plots (two bounds and the test curve) and an image grid."""
+        label = f"VAE {config.data} m={config.m if config.m is not None else 'all'} seed={config.seed}"
+        state = self._new_state(config, label, [], [config.seed], "run")
+        return self._launch(state, vae_job, config, state.folder)
 
     def start_selection(self, config: DiffusionConfig, t_range: tuple[float, float]) -> RunState:
         """Select T by the bound over ``t_range`` (core.select_t): a few trainings, shown as they finish."""

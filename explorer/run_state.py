@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from core.training.config import DiffusionConfig
+from core.vae.config import VAEConfig
 
 ARRAY_FIELDS = ("samples", "frames", "frame_times")
 
@@ -22,7 +23,7 @@ class RunState:
 
     run_id: int
     name: str
-    config: DiffusionConfig
+    config: DiffusionConfig | VAEConfig
     folder: Path
     colour: tuple[int, int, int]
     Ts: list[float] = field(default_factory=list)
@@ -51,6 +52,10 @@ class RunState:
     eval_revision: int = 0
 
     @property
+    def is_vae(self) -> bool:
+        return isinstance(self.config, VAEConfig)
+
+    @property
     def is_sweep(self) -> bool:
         """Several models (a sweep or a T selection): shown against T rather than against steps."""
         return self.mode in ("sweep", "select")
@@ -73,9 +78,12 @@ class RunState:
             self.steps.append(record["step"])
             self.losses.append(record["loss"])
             self.walls.append(record["wall"])
-            self.progress = record["step"] / self.config.iters
+            if self.is_vae:
+                self.progress = (record["epoch"] - 1) / self.config.epochs
+            else:
+                self.progress = record["step"] / self.config.iters
             self.status = "running" if self.status == "queued" else self.status
-        elif kind == "eval":
+        elif kind in ("eval", "epoch"):
             self.evals.append({k: v for k, v in record.items() if k not in ARRAY_FIELDS})
             if "samples" in record:
                 self.samples.append(np.asarray(record["samples"]))

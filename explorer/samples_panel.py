@@ -20,6 +20,8 @@ class SamplesPanel(QWidget):
         self.plot.setAspectLocked(True)
         self.train_item = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(120, 120, 120, 120))
         self.gen_item = pg.ScatterPlotItem(size=3, pen=None)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image_item)
         self.plot.addItem(self.train_item)
         self.plot.addItem(self.gen_item)
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -38,6 +40,7 @@ class SamplesPanel(QWidget):
         """Follow the selected run; jump to the newest evaluation unless the user scrubbed back."""
         if run is not self._run:
             self._run, self._count, self._follow_latest = run, -1, True
+            self.image_item.setVisible(False)
             pts = training_points(run) if run is not None else None
             self.train_item.setData(pos=pts if pts is not None and pts.shape[1] == 2 else np.zeros((0, 2)))
         samples = [] if run is None or run.is_sweep else run.samples
@@ -64,7 +67,27 @@ class SamplesPanel(QWidget):
             return
         self._follow_latest = index == len(run.samples) - 1
         pts = run.samples[index]
-        self.gen_item.setData(pos=pts[:, :2], brush=pg.mkBrush(*run.colour, 160))
         ev = run.evals[index]
+        if pts.ndim == 3:  # images: a grid, shown upright
+            self.gen_item.setData(pos=np.zeros((0, 2)))
+            self.image_item.setImage(image_grid(pts)[::-1], levels=(0.0, 1.0))
+            self.image_item.setVisible(True)
+            self.label.setText(f"epoch {ev['epoch']} ({index + 1}/{len(run.samples)}): generated images; bounds "
+                               f"{ev['bound_encoder_only']:.2f} / {ev['bound_encoder_generator']:.2f}, test curve {ev['test_curve']:.2f}")
+            return
+        self.image_item.setVisible(False)
+        self.gen_item.setData(pos=pts[:, :2], brush=pg.mkBrush(*run.colour, 160))
         self.label.setText(f"evaluation {index + 1}/{len(run.samples)} at step {ev['step']}: "
                            f"test KL {ev['test_kl']:.3f}, bound {ev['bound']:.3f} (R={ev['R']:g})")
+
+
+def image_grid(images: np.ndarray, pad: int = 1) -> np.ndarray:
+    """(n, h, w) images tiled into a near-square grid with a pad of 1 between them."""
+    n, h, w = images.shape
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    grid = np.ones((rows * (h + pad) - pad, cols * (w + pad) - pad), dtype=np.float32)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        grid[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = img
+    return grid

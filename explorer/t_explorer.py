@@ -108,9 +108,9 @@ class TExplorer(QWidget):
         """Redraw the scatter for the slider's T (cheap: no sampling)."""
         run, T = self._run, float(self.slider.value())
         self.cursor.setValue(T)
-        if run is None:
+        if run is None or run.is_vae:
             self.scatter.setData(pos=np.zeros((0, 2)))
-            self.caption.setText("select a run")
+            self.caption.setText("select a run" if run is None else "T is a diffusion setting: a VAE run has no T views")
             return
         if run.is_sweep:
             self._show_sweep_samples(run, T)

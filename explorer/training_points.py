@@ -15,6 +15,8 @@ _cache: dict[tuple, np.ndarray | None] = {}
 def training_points(run: RunState) -> np.ndarray | None:
     """(m, d) float32 training points of the run's first seed, or None if its data cannot be loaded."""
     cfg = run.config
+    if run.is_vae:
+        return None
     key = (cfg.data, cfg.data_path, cfg.m, cfg.n_test, cfg.seed)
     if key not in _cache:
         try:

@@ -24,6 +24,7 @@ from .config import VAEConfig
 from .model import PRESETS, VAE
 
 EVAL_CHUNK = 500
+N_SAMPLE_IMAGES = 16
 
 
 def load_vae_data(cfg: VAEConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -59,8 +60,10 @@ def train_vae(config: VAEConfig, should_stop: Callable[[], bool] | None = None) 
     gen = torch_generator(cfg.seed, "train", device)
     binarize = cfg.likelihood == "bernoulli"
     start = time.perf_counter()
-    yield {"kind": "start", "config": cfg.as_dict(), "m": m, "data_dim": d, "version": __version__,
+    side = int(round(math.sqrt(d)))
+    yield {"kind": "start", "config": cfg.as_dict(), "m": m, "data_dim": d, "image_side": side, "version": __version__,
            "n_params": sum(p.numel() for p in model.trainable_parameters())}
+    z_fixed = torch.randn(N_SAMPLE_IMAGES, latent, generator=torch_generator(cfg.seed, "eval", device), device=device)
     step = 0
     for epoch in range(1, cfg.epochs + 1):
         order = torch.randperm(m, generator=gen, device=gen.device).to(device)
@@ -102,6 +105,7 @@ def train_vae(config: VAEConfig, should_stop: Callable[[], bool] | None = None) 
             lp_gen = torch_generator(cfg.seed, "eval", device)
             record["log_px_train"] = mean_log_px(model, x_train, binarize, cfg.logpx_K, lp_gen)
             record["log_px_test"] = mean_log_px(model, x_test, binarize, cfg.logpx_K, lp_gen)
+        record["samples"] = generated_images(model, z_fixed, side)
         yield record
     yield {"kind": "end", "step": step, "epoch": cfg.epochs, "status": "finished", "wall": time.perf_counter() - start}
 
@@ -129,3 +133,11 @@ def mean_log_px(model: VAE, x: torch.Tensor, binarize: bool, K: int, gen: torch.
             xb = torch.bernoulli(xb, generator=gen)
         total += float(model.log_px(xb, K, gen).sum())
     return total / len(x)
+
+
+@torch.no_grad()
+def generated_images(model: VAE, z: torch.Tensor, side: int) -> np.ndarray:
+    """Mean images of P(x|z) for fixed latent draws, (n, side, side) in [0, 1]: the same z every epoch."""
+    out = model.decoder.net(z)
+    images = torch.sigmoid(out) if model.decoder.likelihood == "bernoulli" else out.clamp(0.0, 1.0)
+    return images.reshape(len(z), side, side).float().cpu().numpy()

@@ -186,3 +186,24 @@ def test_select_T_by_bound_shows_points_as_they_are_evaluated(qtbot, window):
     assert f"T* = {sel['T_star']:g}" in t.caption.text()
     assert len(t.scatter.getData()[0]) == 1000
     assert run.status == "finished"
+
+
+def test_a_vae_run_shows_both_bounds_the_test_curve_and_an_image_grid(qtbot, window):
+    form = window.form
+    form.model.setCurrentIndex(form.model.findData("vae"))
+    assert form.dataset.itemText(0) == "mnist5k" and not form.T.isEnabled()
+    form.dataset.setCurrentText("digits")
+    form.preset.setCurrentText("small")
+    form.m.setValue(300)
+    form.iters.setValue(2)
+    form.eval_every.setValue(0)
+    assert form.run_button.isEnabled(), form.error.text()
+    run = run_and_wait(qtbot, window)
+    assert run.is_vae and [ev["epoch"] for ev in run.evals] == [1, 2]
+    items = window.plots._items
+    for key in ("bound_encoder_generator", "bound_encoder_only", "test_curve"):
+        assert len(items[(run.run_id, "bound", key)].getData()[1]) == 2
+    assert len(items[(run.run_id, "gap", "gap")].getData()[1]) == 2
+    assert window.samples.image_item.isVisible() and window.samples.image_item.image.shape == (35, 35)
+    assert "epoch 2" in window.samples.label.text()
+    assert "no T views" in window.t_explorer.caption.text()
