@@ -103,7 +103,7 @@ class MainWindow(QMainWindow):
         self.runs_table.remove_requested.connect(self.manager.remove)
         self.runs_table.visibility_changed.connect(self._set_visible)
         self._selected: RunState | None = None
-        self._dirty = True
+        self._dirty_parts: set[str] = set(REDRAW_PARTS)
         self._next_redraw = 0.0
         self._part = 0
         self.redraw_timer = QTimer(self)
@@ -148,7 +148,7 @@ class MainWindow(QMainWindow):
             self.runs_table.update_run(run)
             if run.status in ("finished", "cancelled") and run.finished_at:
                 self.statusBar().showMessage(f"{run.name}: {run.status}; files in {run.folder}")
-        self._dirty = True
+        self._dirty_parts.update(REDRAW_PARTS)
 
     def show_error(self, message: str) -> None:
         """Show a problem in the window (not a modal box): the app stays usable."""
@@ -176,42 +176,46 @@ class MainWindow(QMainWindow):
         self.runs_table.remove_run(run_id)
         if self._selected is not None and self._selected.run_id == run_id:
             self._selected = None
-        self._dirty = True
+        self._dirty_parts.update(REDRAW_PARTS)
 
     def _select(self, run_id: int) -> None:
         self._selected = self.manager.runs.get(run_id)
-        self._dirty = True
+        self._dirty_parts.update(REDRAW_PARTS)
 
     def _set_visible(self, run_id: int, visible: bool) -> None:
         run = self.manager.runs.get(run_id)
         if run is not None:
             run.visible = visible
-            self._dirty = True
+            self._dirty_parts.update(REDRAW_PARTS)
 
     def redraw(self, force: bool = False) -> None:
-        """Called REDRAW_HZ times a second: progress bars, then one panel per tick in turn.
+        """Called REDRAW_HZ times a second: progress bars, then one changed panel per tick in turn.
 
         Painting one panel per tick keeps each event-loop turn short, and the redraw budget keeps the GUI's
-        share of the time (it shares the interpreter lock with training) under MAX_REDRAW_DUTY.
+        share of the time (it shares the interpreter lock with training) under MAX_REDRAW_DUTY. ``force``
+        redraws every panel at once.
         """
         now = time.perf_counter()
         for run in self.manager.runs.values():
             if run.active:
                 self.runs_table.update_run(run)
-        if not self._dirty or (now < self._next_redraw and not force):
-            return
+        if force:
+            parts = list(REDRAW_PARTS)
+        else:
+            if not self._dirty_parts or now < self._next_redraw:
+                return
+            order = REDRAW_PARTS[self._part:] + REDRAW_PARTS[: self._part]
+            parts = [next(p for p in order if p in self._dirty_parts)]
+            self._part = (REDRAW_PARTS.index(parts[0]) + 1) % len(REDRAW_PARTS)
         runs = list(self.manager.runs.values())
-        parts = [part for part in REDRAW_PARTS] if force else [REDRAW_PARTS[self._part % len(REDRAW_PARTS)]]
-        self._part += 1
         for part in parts:
+            self._dirty_parts.discard(part)
             if part in ("loss", "bound", "gap"):
                 self.plots.refresh(runs, self._selected, which=(part,))
             elif part == "samples":
                 self.samples.refresh(self._selected)
             else:
                 self.t_explorer.set_run(self._selected)
-        if self._part % len(REDRAW_PARTS) == 0:
-            self._dirty = any(r.active for r in runs)
         cost = time.perf_counter() - now
         self._next_redraw = now + max(0.0, cost / MAX_REDRAW_DUTY - 1.0 / REDRAW_HZ)
 
