@@ -147,6 +147,14 @@ def _check_device(device: str) -> None:
         raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
 
 
+def _interrupted(writer: RunWriter, bar: tqdm, step: int, out: Path) -> int:
+    """Ctrl-C during training: record the cancellation, keep what was written, exit 130."""
+    writer.write({"kind": "cancelled", "step": step, "status": "cancelled"})
+    bar.close()
+    print(f"interrupted; what was written is in {out}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def cmd_train_vae(args: argparse.Namespace) -> int:
     _check_device(args.device)
     data = args.data or "mnist5k"
@@ -169,9 +177,7 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
                 elif record["kind"] == "error":
                     error = record["message"]
         except KeyboardInterrupt:
-            bar.close()
-            print(f"interrupted; what was written is in {args.out}", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return _interrupted(writer, bar, last["step"] if last else 0, args.out)
     bar.close()
     if error:
         print(f"error: {error}", file=sys.stderr)
@@ -203,10 +209,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 elif record["kind"] == "error":
                     error = record["message"]
         except KeyboardInterrupt:
-            writer.write({"kind": "cancelled", "step": bar.n, "status": "cancelled"})
-            bar.close()
-            print(f"interrupted; what was written is in {args.out}", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return _interrupted(writer, bar, bar.n, args.out)
     bar.close()
     if error:
         print(f"error: {error}", file=sys.stderr)

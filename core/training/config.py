@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..bounds.variants import get_variant
 from ..data.toy2d import TOY_DATASETS
+from ..config_checks import int_at_least, positive_number, reject_unknown
 from ..errors import ConfigError
 from ..sde import check_steps, check_T
 
@@ -51,23 +52,21 @@ class DiffusionConfig:
         check_T(self.T)
         check_steps(self.n_steps)
         get_variant(self.variant)
-        _int_at_least("m (training set size)", self.m, 2)
-        _int_at_least("n_test", self.n_test, 2)
-        _int_at_least("iters", self.iters, 1)
-        _int_at_least("batch", self.batch, 1)
-        _int_at_least("eval_every", self.eval_every, 0)
-        _int_at_least("mc_samples (K)", self.mc_samples, 1)
-        _int_at_least("n_gen", self.n_gen, 2)
-        _int_at_least("dsm_eval_draws", self.dsm_eval_draws, 1)
-        _int_at_least("hidden", self.hidden, 1)
-        _int_at_least("frame_every", self.frame_every, 0)
-        _int_at_least("seed", self.seed, 0)
+        int_at_least("m (training set size)", self.m, 2)
+        int_at_least("n_test", self.n_test, 2)
+        int_at_least("iters", self.iters, 1)
+        int_at_least("batch", self.batch, 1)
+        int_at_least("eval_every", self.eval_every, 0)
+        int_at_least("mc_samples (K)", self.mc_samples, 1)
+        int_at_least("n_gen", self.n_gen, 2)
+        int_at_least("dsm_eval_draws", self.dsm_eval_draws, 1)
+        int_at_least("hidden", self.hidden, 1)
+        int_at_least("frame_every", self.frame_every, 0)
+        int_at_least("seed", self.seed, 0)
         if not isinstance(self.score_reg, (int, float)) or not math.isfinite(self.score_reg) or self.score_reg < 0:
             raise ConfigError(f"score_reg (lambda) must be a finite number >= 0, got {self.score_reg!r}")
         for name in ("lr", "R", "kde_bandwidth"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+            positive_number(name, getattr(self, name))
         return self
 
     def as_dict(self) -> dict:
@@ -76,19 +75,12 @@ class DiffusionConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "DiffusionConfig":
         """Build from a dict (e.g. config.json), rejecting unknown keys by name."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown diffusion settings: {', '.join(unknown)}")
+        reject_unknown(cls, values, "diffusion")
         return cls(**values)
 
     def with_(self, **changes) -> "DiffusionConfig":
         return replace(self, **changes)
 
-
-def _int_at_least(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def load_run_data(cfg: DiffusionConfig):

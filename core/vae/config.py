@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 
+from ..config_checks import int_at_least, positive_number, reject_unknown
 from ..errors import ConfigError
 
 IMAGE_DATASETS = ("mnist5k", "digits")
@@ -41,15 +41,11 @@ class VAEConfig:
         if self.train_stats not in ("running", "end-pass"):
             raise ConfigError(f"train_stats must be running or end-pass, got {self.train_stats!r}")
         for name, low in (("epochs", 1), ("batch", 1), ("n_test", 1), ("logpx_every", 0), ("logpx_K", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-        if self.m is not None and (not isinstance(self.m, int) or self.m < 2):
-            raise ConfigError(f"m (training set size) must be an integer >= 2, got {self.m!r}")
+            int_at_least(name, getattr(self, name), low)
+        if self.m is not None:
+            int_at_least("m (training set size)", self.m, 2)
         for name in ("lr", "r"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+            positive_number(name, getattr(self, name))
         return self
 
     def as_dict(self) -> dict:
@@ -57,9 +53,7 @@ class VAEConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "VAEConfig":
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ConfigError(f"unknown VAE settings: {', '.join(unknown)}")
+        reject_unknown(cls, values, "VAE")
         return cls(**values)
 
     def with_(self, **changes) -> "VAEConfig":
