@@ -13,11 +13,11 @@ def test_the_default_run_fills_loss_bound_and_gap_plots_and_renders_samples(qtbo
     run = run_and_wait(qtbot, window)
     assert len(run.steps) == 40 and [ev["step"] for ev in run.evals] == [20, 40]
     items = window.plots._items
-    assert len(items[(run.run_id, "loss", "smooth")].getData()[0]) == 40
-    assert len(items[(run.run_id, "loss", "held-out")].getData()[0]) == 2
-    assert len(items[(run.run_id, "bound", "total")].getData()[1]) == 2
-    assert np.allclose(items[(run.run_id, "bound", "total")].getData()[1], [ev["bound"] for ev in run.evals])
-    assert len(items[(run.run_id, "gap", "test_kl")].getData()[1]) == 2
+    assert len(items[(run.run_id, "loss", "smooth")].xData) == 40
+    assert len(items[(run.run_id, "loss", "held-out")].xData) == 2
+    assert len(items[(run.run_id, "bound", "total")].yData) == 2
+    assert np.allclose(items[(run.run_id, "bound", "total")].yData, [ev["bound"] for ev in run.evals])
+    assert len(items[(run.run_id, "gap", "test_kl")].yData) == 2
     generated = window.samples.gen_item.getData()
     assert len(generated[0]) == 1000
     assert window.samples.slider.maximum() == 1
@@ -163,7 +163,7 @@ def test_a_sweep_from_the_form_shows_bound_against_T(qtbot, window):
     assert run.is_sweep and run.summary is not None
     assert sorted(ev["T"] for ev in run.sweep_finals.values()) == [0.4, 1.0]
     t = window.t_explorer
-    assert len(t.bound_curve.getData()[0]) == 2 and len(t.kl_curve.getData()[0]) == 2
+    assert len(t.bound_curve.xData) == 2 and len(t.kl_curve.xData) == 2
     t.slider.setValue(0.95)
     assert "grid T = 1" in t.caption.text()
     assert len(t.scatter.getData()[0]) == 1000
@@ -181,7 +181,7 @@ def test_select_T_by_bound_shows_points_as_they_are_evaluated(qtbot, window):
     sel = run.selection
     assert 3 <= sel["trainings"] <= 4 and len(run.selection_points) == sel["trainings"]
     t = window.t_explorer
-    assert len(t.bound_curve.getData()[0]) == sel["trainings"]
+    assert len(t.bound_curve.xData) == sel["trainings"]
     t.slider.setValue(sel["T_star"])
     assert f"T* = {sel['T_star']:g}" in t.caption.text()
     assert len(t.scatter.getData()[0]) == 1000
@@ -202,8 +202,8 @@ def test_a_vae_run_shows_both_bounds_the_test_curve_and_an_image_grid(qtbot, win
     assert run.is_vae and [ev["epoch"] for ev in run.evals] == [1, 2]
     items = window.plots._items
     for key in ("bound_encoder_generator", "bound_encoder_only", "test_curve"):
-        assert len(items[(run.run_id, "bound", key)].getData()[1]) == 2
-    assert len(items[(run.run_id, "gap", "gap")].getData()[1]) == 2
+        assert len(items[(run.run_id, "bound", key)].yData) == 2
+    assert len(items[(run.run_id, "gap", "gap")].yData) == 2
     assert window.samples.image_item.isVisible() and window.samples.image_item.image.shape == (35, 35)
     assert "epoch 2" in window.samples.label.text()
     assert "no T views" in window.t_explorer.caption.text()

@@ -32,8 +32,8 @@ def test_a_run_autosaves_a_checkpoint_that_opens_with_its_curves_and_samples(qtb
     np.testing.assert_array_equal(opened.samples[-1], run.samples[-1])
     window.redraw(force=True)
     items = window.plots._items
-    assert len(items[(opened.run_id, "loss", "smooth")].getData()[0]) == 40
-    assert len(items[(opened.run_id, "bound", "total")].getData()[0]) == 2
+    assert len(items[(opened.run_id, "loss", "smooth")].xData) == 40
+    assert len(items[(opened.run_id, "bound", "total")].xData) == 2
     assert len(window.samples.gen_item.getData()[0]) == 1000
     assert str(ckpt) in window.files.recent()
 
@@ -81,7 +81,7 @@ def test_open_a_sweep_folder_restores_the_T_views(qtbot, window):
     window.files.open_path(sweep.folder)
     qtbot.waitUntil(lambda: len(window.manager.runs) == 2, timeout=30_000)
     window.redraw(force=True)
-    assert len(window.t_explorer.bound_curve.getData()[0]) == 2
+    assert len(window.t_explorer.bound_curve.xData) == 2
 
 
 def test_under_qasync_opening_is_an_asyncio_task(qtbot, window):
