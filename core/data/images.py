@@ -81,3 +81,25 @@ def pad_to(images: np.ndarray, size: int) -> np.ndarray:
     out = np.zeros((n, size, size), dtype=np.float32)
     out[:, top : top + h, left : left + w] = images
     return out
+
+
+# name -> (needs a path, loader); every loader returns (n, C, H, W) float32 in [0, 1].
+IMAGE_SOURCES = ("digits", "mnist5k", "idx", "cifar10", "image-file", "image-folder")
+PATH_SOURCES = ("idx", "cifar10", "image-file", "image-folder")
+
+
+def load_images(name: str, path: str | Path = "") -> np.ndarray:
+    """The named image dataset as (n, C, H, W) float32 in [0, 1]; path-based sources read the user's file."""
+    from .image_files import load_cifar10, load_idx_images, load_image_array, load_image_folder
+
+    if name in PATH_SOURCES and not path:
+        raise DataError(f"dataset {name!r} reads the user's files: give a data path")
+    if name == "digits":
+        return load_digits_images()[:, None]
+    if name == "mnist5k":
+        return load_mnist5k(path or None)[:, None]
+    loaders = {"idx": load_idx_images, "cifar10": load_cifar10, "image-file": load_image_array,
+               "image-folder": load_image_folder}
+    if name not in loaders:
+        raise DataError(f"unknown image dataset {name!r}; choose one of {', '.join(IMAGE_SOURCES)}")
+    return loaders[name](path)
