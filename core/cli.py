@@ -29,6 +29,9 @@ from .checkpoint import CHECKPOINT_NAME, CheckpointWriter, load_checkpoint
 from .sweep import default_jobs, run_sweep
 from .training.config import DiffusionConfig
 from .training.diffusion import train_diffusion
+from .data.images import IMAGE_SOURCES
+from .diffusion.unet import UNET_PRESETS
+from .training.config import IMAGE_DEFAULTS, image_config
 from .vae.config import IMAGE_DATASETS, VAEConfig
 from .vae.train import train_vae
 
@@ -36,6 +39,7 @@ EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
 EXIT_INTERRUPTED = 130
 SHOWN_TERMS = ("score_matching", "encoder_info", "encoder_prior", "generator", "L")
+DM_DATASETS = [*sorted(TOY_DATASETS), "file", *IMAGE_SOURCES]
 
 
 def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = False) -> None:
@@ -43,15 +47,25 @@ def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = Fals
     train = not (sweep or select)
     if train:
         p.add_argument("model", choices=["dm", "vae"], help="dm: diffusion model (VP-SDE); vae: MLP VAE on images")
-        p.add_argument("--data", default=None, choices=[*sorted(TOY_DATASETS), "file", *IMAGE_DATASETS],
+        p.add_argument("--data", default=None, choices=DM_DATASETS,
                        help="dataset (default: swissroll for dm, mnist5k for vae)")
     else:
         p.add_argument("model", choices=["dm"], help="dm: diffusion model (VP-SDE)")
-        p.add_argument("--data", default=d.data, choices=[*sorted(TOY_DATASETS), "file"], help="dataset (default %(default)s)")
-    p.add_argument("--data-path", default="", help="points file for --data file (.npy, .npz, .csv, .txt)")
-    p.add_argument("--m", type=int, default=None if train else d.m,
-                   help=f"training set size (default {d.m} for dm, 4000 for vae)")
-    p.add_argument("--n-test", type=int, default=d.n_test, help="test set size (default %(default)s)")
+        p.add_argument("--data", default=d.data, choices=DM_DATASETS, help="dataset (default %(default)s)")
+    p.add_argument("--data-path", default="",
+                   help="the user's data: a points file for --data file (.npy, .npz, .csv, .txt); an IDX file (raw "
+                   "or .gz) for idx; a CIFAR-10 batch or folder for cifar10; .npy/.npz for image-file; a folder of "
+                   "PNG/JPEG for image-folder")
+    p.add_argument("--m", type=int, default=None,
+                   help=f"training set size (default {d.m} for points, {IMAGE_DEFAULTS['m']} for images, 4000 for vae)")
+    p.add_argument("--n-test", type=int, default=None,
+                   help=f"test set size (default {d.n_test} for points, {IMAGE_DEFAULTS['n_test']} for images)")
+    p.add_argument("--preset", default=None,
+                   help=f"network size: U-Net {', '.join(UNET_PRESETS)} for image diffusion (default "
+                   f"{IMAGE_DEFAULTS['preset']}); paper or small for the VAE (default paper)")
+    p.add_argument("--step-size", type=float, default=None, dest="step_size",
+                   help=f"fixed EM step, N = round(T / step) (default {IMAGE_DEFAULTS['step_size']} for images; "
+                   "points use --N)")
     if select:
         p.add_argument("--range", default="0.1:2.0", dest="t_range", help="T range low:high (default %(default)s)")
         p.add_argument("--coarse", type=int, default=3, help="coarse trainings before refining (default %(default)s)")
@@ -68,16 +82,22 @@ def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = Fals
     else:
         p.add_argument("--T", type=float, default=d.T, help="diffusion time (default %(default)s)")
         p.add_argument("--seed", type=int, default=d.seed, help="seed of data, init and noise (default %(default)s)")
-    p.add_argument("--iters", type=int, default=d.iters, help="training iterations (default %(default)s)")
-    p.add_argument("--batch", type=int, default=None if train else d.batch,
+    p.add_argument("--iters", type=int, default=None,
+                   help=f"training iterations (default {d.iters} for points, {IMAGE_DEFAULTS['iters']} for images)")
+    p.add_argument("--batch", type=int, default=None,
                    help=f"minibatch size; >= m means full batch (default {d.batch} for dm, 64 for vae)")
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default %(default)s)")
+    p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {d.lr})")
     p.add_argument("--eval-every", type=int, default=0 if (sweep or select) else d.eval_every,
                    help="evaluate every k iterations, 0 = only at the end (default %(default)s)")
     p.add_argument("--variant", default=d.variant, choices=sorted(VARIANTS), help="bound variant (default %(default)s)")
-    p.add_argument("--R", type=float, default=d.R, help="sub-Gaussian constant of the loss (default %(default)s)")
+    p.add_argument("--R", type=float, default=None,
+                   help=f"sub-Gaussian constant of the loss (default {d.R:g} for points, {IMAGE_DEFAULTS['R']:g} for images)")
     p.add_argument("--N", type=int, default=d.n_steps, dest="n_steps", help="Euler-Maruyama steps (default %(default)s)")
-    p.add_argument("--K", type=int, default=d.mc_samples, dest="mc_samples", help="Monte Carlo samples per point (default %(default)s)")
+    p.add_argument("--K", type=int, default=None, dest="mc_samples",
+                   help=f"Monte Carlo samples per point (default {d.mc_samples} for points, "
+                   f"{IMAGE_DEFAULTS['mc_samples']} for images)")
+    p.add_argument("--n-gen", type=int, default=None, dest="n_gen",
+                   help=f"generated samples per evaluation (default {d.n_gen} for points, {IMAGE_DEFAULTS['n_gen']} for images)")
     p.add_argument("--score-reg", type=float, default=d.score_reg, dest="score_reg",
                    help="lambda of the score-norm regulariser, DSM + lambda E|s|^2 (default %(default)s: off)")
     p.add_argument("--device", default=d.device, help="torch device, e.g. cpu or cuda (default %(default)s)")
@@ -85,7 +105,6 @@ def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = Fals
         v = VAEConfig()
         vae = p.add_argument_group("VAE options")
         vae.add_argument("--epochs", type=int, default=v.epochs, help="VAE epochs (default %(default)s)")
-        vae.add_argument("--preset", default=v.preset, choices=["paper", "small"], help="VAE size (default %(default)s)")
         vae.add_argument("--likelihood", default=v.likelihood, choices=["bernoulli", "gaussian"])
         vae.add_argument("--r", type=float, default=v.r, help="r of the encoder+generator bound (default %(default)s)")
         vae.add_argument("--logpx-every", type=int, default=v.logpx_every, help="importance-sampled log p(x) every k epochs")
@@ -120,21 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DATA_DEPENDENT = ("m", "n_test", "iters", "batch", "lr", "R", "mc_samples", "n_gen", "preset", "step_size")
+
+
 def _config_from(args: argparse.Namespace, **extra) -> DiffusionConfig:
+    """The diffusion config: the user's options over the defaults for the data (points or images)."""
     _check_device(args.device)
-    d = DiffusionConfig()
-    if args.data is None:
-        args.data = d.data
-    if args.m is None:
-        args.m = d.m
-    if args.batch is None:
-        args.batch = d.batch
-    if args.data in IMAGE_DATASETS:
-        raise ConfigError(f"dataset {args.data!r} is for the VAE: infogen train vae --data {args.data}")
-    return DiffusionConfig(
-        data=args.data, data_path=args.data_path, m=args.m, n_test=args.n_test, iters=args.iters, batch=args.batch, lr=args.lr,
-        eval_every=args.eval_every, variant=args.variant, R=args.R, n_steps=args.n_steps,
-        mc_samples=args.mc_samples, device=args.device, score_reg=args.score_reg, **extra,
+    data = args.data or DiffusionConfig().data
+    base = image_config(data=data) if data in IMAGE_SOURCES else DiffusionConfig(data=data)
+    given = {k: getattr(args, k) for k in DATA_DEPENDENT if getattr(args, k, None) is not None}
+    if "preset" in given and data not in IMAGE_SOURCES:
+        raise ConfigError("--preset chooses the U-Net for image data; point data use the paper's MLP")
+    return base.with_(
+        data_path=args.data_path, eval_every=args.eval_every, variant=args.variant if args.variant else base.variant,
+        n_steps=args.n_steps, device=args.device, score_reg=args.score_reg, **given, **extra,
     ).validate()
 
 
@@ -158,9 +176,12 @@ def _interrupted(writer: RunWriter, bar: tqdm, step: int, out: Path) -> int:
 def cmd_train_vae(args: argparse.Namespace) -> int:
     _check_device(args.device)
     data = args.data or "mnist5k"
+    if data not in IMAGE_DATASETS:
+        raise ConfigError(f"the VAE trains on {' or '.join(IMAGE_DATASETS)}; got --data {data}")
+    v = VAEConfig()
     cfg = VAEConfig(data=data, m=args.m if args.m is not None else (4000 if data == "mnist5k" else None),
-                    n_test=args.n_test, epochs=args.epochs, batch=args.batch or 64, lr=args.lr, seed=args.seed,
-                    preset=args.preset, likelihood=args.likelihood, r=args.r, logpx_every=args.logpx_every,
+                    n_test=args.n_test or v.n_test, epochs=args.epochs, batch=args.batch or 64, lr=args.lr or v.lr,
+                    seed=args.seed, preset=args.preset or v.preset, likelihood=args.likelihood, r=args.r, logpx_every=args.logpx_every,
                     train_stats=args.train_stats, device=args.device).validate()
     bar = tqdm(total=cfg.epochs, desc=f"train vae {cfg.data}", unit="epoch", file=sys.stderr, mininterval=0.5)
     last, error = None, None
@@ -205,7 +226,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
                 elif record["kind"] == "eval":
                     final = record
-                    bar.write(f"step {record['step']}: bound {record['bound']:.4f}  test KL {record['test_kl']:.4f}", file=sys.stderr)
+                    bar.write(f"step {record['step']}: bound {record['bound']:.4f}  {_test_metric(record)}", file=sys.stderr)
                 elif record["kind"] == "error":
                     error = record["message"]
         except KeyboardInterrupt:
@@ -230,6 +251,8 @@ def _print_run_table(r: dict) -> None:
         print(f"  {term:<14} {r[term]:.4f}")
     print(f"  sum_beta       {r['sum_beta']:.2f}")
     print(f"  test_kl        {r['test_kl']:.4f}")
+    if "test_bpd" in r:
+        print(f"  test_bpd       {r['test_bpd']:.4f} ± {r['test_bpd_se']:.4f}")
     print(f"  dsm_gap        {r['dsm_gap']:.4f}  (held-out {r['dsm_test']:.4f} - train {r['dsm_train']:.4f})")
     print(f"  nn_dist_mean   {r['nn_dist_mean']:.4f}  (train spacing {r['train_nn_median']:.4f})")
 
@@ -252,7 +275,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                     steps[name] = event["step"]
                 bar.update(min(steps.values()) - bar.n)
             elif kind == "eval" and event["step"] == event["iters"]:
-                bar.write(f"{event['run']}: bound {event['bound']:.4f}  test KL {event['test_kl']:.4f}", file=sys.stderr)
+                bar.write(f"{event['run']}: bound {event['bound']:.4f}  {_test_metric(event)}", file=sys.stderr)
             elif kind == "error":
                 errors.append(f"{event['run']}: {event['message']}")
                 bar.write(f"error in {errors[-1]}", file=sys.stderr)
@@ -271,15 +294,27 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_RUN_FAILED if errors else 0
 
 
+def _test_metric(record: dict) -> str:
+    if "test_bpd" in record:
+        return f"test BPD {record['test_bpd']:.4f}  test KL {record['test_kl']:.4g}"
+    return f"test KL {record['test_kl']:.4f}"
+
+
 def _print_sweep_table(s: dict) -> None:
-    print(f"sweep: {s['data']} m={s['m']} iters={s['iters']} seeds={s['seeds']} variant={s['variant']} R={s['R']:g}")
-    print(f"{'T':>5} {'bound':>16} {'test KL':>16} {'sm':>8} {'enc_info':>9} {'enc_prior':>9} {'generator':>9} {'L':>8}")
+    preset = f" preset={s['preset']}" if "preset" in s else ""
+    print(f"sweep: {s['data']} m={s['m']} iters={s['iters']} seeds={s['seeds']} variant={s['variant']} R={s['R']:g}{preset}")
+    bpd = "bpd_mean" in s
+    print(f"{'T':>5} {'bound':>20} {'test KL':>18}" + (f" {'test BPD':>15}" if bpd else "")
+          + f" {'sm':>8} {'enc_info':>9} {'enc_prior':>9} {'generator':>9} {'L':>8}")
     tm = s["terms_mean"]
     for i, T in enumerate(s["T"]):
-        print(f"{T:5.2f} {s['bound_mean'][i]:8.4f}±{s['bound_std'][i]:<7.4f} {s['test_kl_mean'][i]:8.4f}±{s['test_kl_std'][i]:<7.4f}"
-              f" {tm['score_matching'][i]:8.4f} {tm['encoder_info'][i]:9.4f} {tm['encoder_prior'][i]:9.4f}"
+        line = f"{T:5.2f} {s['bound_mean'][i]:10.4g}±{s['bound_std'][i]:<9.3g} {s['test_kl_mean'][i]:8.4g}±{s['test_kl_std'][i]:<9.3g}"
+        if bpd:
+            line += f" {s['bpd_mean'][i]:7.4f}±{s['bpd_std'][i]:<7.4f}"
+        print(line + f" {tm['score_matching'][i]:8.4f} {tm['encoder_info'][i]:9.4f} {tm['encoder_prior'][i]:9.4f}"
               f" {tm['generator'][i]:9.4f} {s['L_mean'][i]:8.3f}")
-    print(f"T* by bound: {s['T_star_bound']}   T* by test KL: {s['T_star_test_kl']}")
+    extra = f"   T* by test BPD: {s['T_star_bpd']}" if bpd else ""
+    print(f"T* by bound: {s['T_star_bound']}   T* by test KL: {s['T_star_test_kl']}{extra}")
 
 
 def cmd_select_t(args: argparse.Namespace) -> int:

@@ -23,13 +23,13 @@ import numpy as np
 import torch
 
 from . import __version__
-from .bounds.variants import VARIANTS
 from .errors import ConfigError
 from .checkpoint import CHECKPOINT_NAME, CheckpointWriter
 from .io.atomic import atomic_write_json
 from .io.run_dir import ARRAY_KEYS, RunWriter
 from .training.config import DiffusionConfig
 from .training.diffusion import train_diffusion_ensemble
+from .training.evaluate import applicable_variants
 
 MAX_ENSEMBLE = 32
 PROGRESS_SECONDS = 0.25
@@ -64,7 +64,14 @@ def default_jobs() -> int:
 
 
 def group_runs(runs: Sequence[SweepRun], jobs: int) -> list[list[SweepRun]]:
-    """Split runs into contiguous groups: at least ``jobs`` of them (if there are enough runs), each at most MAX_ENSEMBLE."""
+    """Split runs into contiguous groups: at least ``jobs`` of them (if there are enough runs), each at most
+    MAX_ENSEMBLE. Runs with a fixed EM step size (images) have a T-dependent step count, and an ensemble
+    samples in lockstep, so those are grouped per step count (the seeds of one T) instead."""
+    if any(r.config.step_size > 0 for r in runs):
+        by_steps: dict[int, list[SweepRun]] = {}
+        for r in runs:
+            by_steps.setdefault(r.config.steps, []).append(r)
+        return [part[i : i + MAX_ENSEMBLE] for part in by_steps.values() for i in range(0, len(part), MAX_ENSEMBLE)]
     n_groups = max(min(jobs, len(runs)), math.ceil(len(runs) / MAX_ENSEMBLE))
     size, extra = divmod(len(runs), n_groups)
     groups, start = [], 0
@@ -236,6 +243,11 @@ def summarize(
     dsm_gap_mean, _ = stats([[r["dsm_gap"] for r in by_T[float(T)]] for T in Ts])
     nn_mean, _ = stats([[r["nn_dist_mean"] for r in by_T[float(T)]] for T in Ts])
     chosen = variant_block(base.variant)
+    images = {}
+    if base.is_images:
+        bpd_mean, bpd_std = stats([[r.get("test_bpd") for r in by_T[float(T)]] for T in Ts])
+        images = {"bpd_mean": bpd_mean, "bpd_std": bpd_std, "T_star_bpd": _argmin(Ts, bpd_mean), "preset": base.preset,
+                  "step_size": base.step_size}
     return {
         "T": [float(T) for T in Ts],
         **chosen,
@@ -255,7 +267,8 @@ def summarize(
         "n_runs": len(runs),
         "n_finished": len(finals),
         "errors": errors,
-        "variants": {name: variant_block(name) for name in VARIANTS},
+        **images,
+        "variants": {name: variant_block(name) for name in applicable_variants(base)},
         "version": __version__,
     }
 

@@ -48,9 +48,16 @@ def dsm_eval(
     T: torch.Tensor,
     generators: Sequence[torch.Generator],
     draws: int = 20,
+    chunk: int | None = None,
 ) -> torch.Tensor:
-    """Mean DSM loss per member over ``draws`` independent (t, eps) per point: a low-variance estimate, shape (E,)."""
+    """Mean DSM loss per member over ``draws`` independent (t, eps) per point: a low-variance estimate, shape (E,).
+
+    ``chunk`` bounds how many points go through the network at once (for large images); None: all at once."""
     total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    n = x.shape[1]
+    step = chunk or n
     for _ in range(draws):
-        total += dsm_losses(model, sde, x, T, generators).mean(1).double()
+        for start in range(0, n, step):
+            part = x[:, start : start + step]
+            total += dsm_losses(model, sde, part, T, generators).sum(1).double() / n
     return total / draws

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..bounds.variants import get_variant
+from ..data.images import IMAGE_SOURCES, PATH_SOURCES
 from ..data.toy2d import TOY_DATASETS
 from ..config_checks import int_at_least, positive_number, reject_unknown
 from ..errors import ConfigError
@@ -38,6 +39,24 @@ class DiffusionConfig:
     device: str = "cpu"
     frame_every: int = 0
     score_reg: float = 0.0
+    preset: str = "small"  # U-Net preset for image data (ignored for points, which use the paper's MLP)
+    step_size: float = 0.0  # > 0: N = round(T / step_size) EM steps instead of n_steps (the image setting)
+
+    @property
+    def is_images(self) -> bool:
+        """Image data (U-Net, logit space, BPD) rather than points (MLP, KDE test KL)."""
+        return self.data in IMAGE_SOURCES
+
+    @property
+    def steps(self) -> int:
+        """The Euler-Maruyama step count N: n_steps, or round(T / step_size) with a fixed step size."""
+        return max(1, round(self.T / self.step_size)) if self.step_size > 0 else self.n_steps
+
+    def bound_steps(self, truncate: bool) -> int:
+        """N as a bound variant counts it; the published image code truncates int(T / step_size)."""
+        if truncate and self.step_size > 0:
+            return max(1, int(self.T / self.step_size))
+        return self.steps
 
     def validate(self) -> "DiffusionConfig":
         """Raise ConfigError naming the first bad setting; return self when all are valid."""
@@ -46,9 +65,23 @@ class DiffusionConfig:
                 raise ConfigError("dataset 'file' needs a data_path (.npy, .npz, .csv or .txt)")
             if not Path(self.data_path).is_file():
                 raise ConfigError(f"data file {self.data_path} does not exist")
-        elif self.data not in TOY_DATASETS:
-            names = ", ".join([*TOY_DATASETS, "file"])
+        elif self.data in PATH_SOURCES:
+            if not self.data_path:
+                raise ConfigError(f"image dataset {self.data!r} reads the user's files: give a data_path")
+            if not Path(self.data_path).exists():
+                raise ConfigError(f"data path {self.data_path} does not exist")
+        elif self.data not in TOY_DATASETS and self.data not in IMAGE_SOURCES:
+            names = ", ".join([*TOY_DATASETS, "file", *IMAGE_SOURCES])
             raise ConfigError(f"unknown dataset {self.data!r}; choose one of {names}")
+        if self.is_images:
+            from ..diffusion.unet import UNET_PRESETS
+
+            if self.preset not in UNET_PRESETS:
+                raise ConfigError(f"unknown U-Net preset {self.preset!r}; choose one of {', '.join(UNET_PRESETS)}")
+            if self.variant == "reference-2d":
+                raise ConfigError("bound variant 'reference-2d' is the Swiss roll code's; for images use exact or reference-images")
+        if not isinstance(self.step_size, (int, float)) or not math.isfinite(self.step_size) or self.step_size < 0:
+            raise ConfigError(f"step_size must be a finite number >= 0 (0: use n_steps), got {self.step_size!r}")
         check_T(self.T)
         check_steps(self.n_steps)
         get_variant(self.variant)
@@ -83,11 +116,41 @@ class DiffusionConfig:
 
 
 
+IMAGE_DEFAULTS = {
+    "m": 16, "n_test": 100, "batch": 128, "lr": 1e-3, "R": 4000.0, "mc_samples": 100, "n_gen": 100,
+    "step_size": 0.001, "preset": "small", "iters": 2000, "variant": "exact", "dsm_eval_draws": 5,
+}
+
+
+def image_config(**changes) -> DiffusionConfig:
+    """A diffusion config with the image settings of experiments.md (R = 4000, K = 100, EM step 0.001,
+    m = 16 few-shot, 100 test images), a CPU-sized U-Net and learning rate; ``changes`` override them."""
+    return DiffusionConfig(**{"data": "digits", **IMAGE_DEFAULTS, **changes})
+
+
 def load_run_data(cfg: DiffusionConfig):
-    """The run's (train, test) float32 arrays: a seeded toy dataset, or a seeded split of the user's file."""
+    """The run's (train, test) float32 arrays: a seeded toy dataset, a seeded split of the user's point
+    file, or a seeded split of images, flattened to (n, C*H*W) with intensities in [0, 1]."""
+    train, test, _ = load_run_data_with_shape(cfg)
+    return train, test
+
+
+def load_run_data_with_shape(cfg: DiffusionConfig):
+    """(train, test, shape of one example): (d,) for points, (C, H, W) for images."""
     from ..data.files import load_points_file, split_points
+    from ..data.images import load_images, split_images
     from ..data.toy2d import load_toy2d
 
+    if cfg.is_images:
+        images = load_images(cfg.data, cfg.data_path)
+        if images.shape[2] != images.shape[3]:
+            from ..errors import DataError
+
+            raise DataError(f"{cfg.data}: images are {images.shape[2]}x{images.shape[3]}; the U-Net needs square images")
+        train, test = split_images(images, cfg.m, cfg.n_test, cfg.seed, cfg.data)
+        return train.reshape(len(train), -1), test.reshape(len(test), -1), tuple(images.shape[1:])
     if cfg.data == "file":
-        return split_points(load_points_file(cfg.data_path), cfg.m, cfg.n_test, cfg.seed, cfg.data_path)
-    return load_toy2d(cfg.data, cfg.m, cfg.n_test, cfg.seed)
+        train, test = split_points(load_points_file(cfg.data_path), cfg.m, cfg.n_test, cfg.seed, cfg.data_path)
+    else:
+        train, test = load_toy2d(cfg.data, cfg.m, cfg.n_test, cfg.seed)
+    return train, test, (train.shape[1],)

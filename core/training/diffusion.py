@@ -1,5 +1,8 @@
 """Diffusion training as a generator of records, for one run or a batched ensemble of runs.
 
+Points train the paper's score MLP; images train the U-Net on dequantised, logit-transformed pixels (fresh
+dequantisation noise for every minibatch, from the run's training stream).
+
 Records are plain dicts: ``start``, one ``step`` per iteration (step, DSM loss, wall time), ``eval`` every
 ``eval_every`` iterations and at the end, ``error`` when a run's loss stops being finite (naming the step),
 then ``end`` or ``cancelled``. The consumer may stop iterating at any point: no work is left running.
@@ -18,16 +21,18 @@ import torch
 
 from .. import __version__
 from ..diffusion.dsm import dsm_terms
+from ..data.image_transforms import dequantize, logit_transform
 from ..diffusion.score_mlp import EnsembleMLP
+from ..diffusion.unet import EnsembleUNet, unet_spec
 from ..errors import ConfigError
 from ..sde import VPSDE
 from ..seeding import torch_generator
-from .config import DiffusionConfig, load_run_data
+from .config import DiffusionConfig, load_run_data_with_shape
 from .evaluate import evaluate_ensemble
 
 SHARED_SETTINGS = (
     "m", "n_test", "iters", "batch", "lr", "eval_every", "n_steps", "n_gen", "hidden", "device",
-    "dsm_eval_draws", "frame_every", "score_reg",
+    "dsm_eval_draws", "frame_every", "score_reg", "preset", "step_size", "steps", "is_images",
 )
 
 
@@ -43,11 +48,20 @@ def check_ensemble(configs: Sequence[DiffusionConfig]) -> None:
             raise ConfigError(f"runs trained together must share {key}; got {sorted(map(str, values))}")
 
 
-def build_model(configs: Sequence[DiffusionConfig], data_dim: int) -> EnsembleMLP:
-    """The ensemble network, member e initialized from run e's own `init` stream."""
+def build_model(configs: Sequence[DiffusionConfig], shape: Sequence[int]) -> EnsembleMLP | EnsembleUNet:
+    """The ensemble network for examples of ``shape`` ((d,) points: the MLP; (C, H, W) images: the U-Net),
+    member e initialized from run e's own `init` stream."""
     device = torch.device(configs[0].device)
-    model = EnsembleMLP(len(configs), data_dim, configs[0].hidden).to(device)
+    if configs[0].is_images:
+        model = EnsembleUNet(len(configs), unet_spec(configs[0].preset, shape[0], shape[1])).to(device)
+    else:
+        model = EnsembleMLP(len(configs), shape[0], configs[0].hidden).to(device)
     return model.initialize([torch_generator(c.seed, "init", device) for c in configs])
+
+
+def to_logit_space(x: torch.Tensor, gens: Sequence[torch.Generator]) -> torch.Tensor:
+    """Dequantise images in [0, 1] with each member's stream and map them to R^d (logit transform)."""
+    return logit_transform(dequantize(x, gens))[0]
 
 
 def train_diffusion(
@@ -76,14 +90,14 @@ def train_diffusion_ensemble(
     first = configs[0]
     device = torch.device(first.device)
     sde = VPSDE()
-    data = [load_run_data(c) for c in configs]
-    dims = {tr.shape[1] for tr, _ in data}
-    if len(dims) > 1:
-        raise ConfigError(f"runs trained together must have data of one dimension; got {sorted(dims)}")
-    x_train = torch.stack([torch.from_numpy(tr) for tr, _ in data]).to(device)
-    x_test = torch.stack([torch.from_numpy(te) for _, te in data]).to(device)
+    data = [load_run_data_with_shape(c) for c in configs]
+    shapes = {shape for _, _, shape in data}
+    if len(shapes) > 1:
+        raise ConfigError(f"runs trained together must have data of one shape; got {sorted(shapes)}")
+    x_train = torch.stack([torch.from_numpy(tr) for tr, _, _ in data]).to(device)
+    x_test = torch.stack([torch.from_numpy(te) for _, te, _ in data]).to(device)
     n_members, m, d = x_train.shape
-    model = build_model(configs, d)
+    model = build_model(configs, data[0][2])
     optimizer = torch.optim.Adam(model.parameters(), lr=first.lr, foreach=True)
     gens = [torch_generator(c.seed, "train", device) for c in configs]
     T = torch.tensor([c.T for c in configs], dtype=torch.float32, device=device)
@@ -108,6 +122,8 @@ def train_diffusion_ensemble(
         sums = torch.zeros(n_members, dtype=torch.float64, device=device)
         batches = _minibatches(x_train, first.batch, gens)
         for xb in batches:
+            if first.is_images:
+                xb = to_logit_space(xb, gens)
             optimizer.zero_grad(set_to_none=True)
             point_losses, score_sq = dsm_terms(model, sde, xb, T, gens)
             losses = point_losses.mean(dim=1)

@@ -1,5 +1,9 @@
 """One evaluation of a diffusion ensemble: every bound variant's terms, the test gap and the samples.
 
+For images everything happens in logit space on a dequantisation drawn from the evaluation stream: the
+bound (variants `exact` and `reference-images`), the DSM gap and the KDE test KL; the test metric proper is
+bits per dimension from the ELBO; generated samples and memorization distances are in pixel space [0, 1].
+
 A single Euler-Maruyama run from pi produces the generated samples, the test KL, the memorization distances
 and (for the `exact` variant) the score scale L, all in the same pass. Evaluation noise comes from each run's
 own `eval` stream, re-seeded at every evaluation, so successive evaluations use common random numbers and a
@@ -14,7 +18,9 @@ import torch
 
 from ..bounds.diffusion_bound import assemble_bound, encoder_terms
 from ..bounds.variants import VARIANTS, BoundVariant
+from ..data.image_transforms import dequantize, inverse_logit, logit_transform
 from ..diffusion.dsm import dsm_eval
+from ..diffusion.elbo import test_bpd
 from ..diffusion.noise import normal
 from ..diffusion.sampler import euler_maruyama
 from ..diffusion.score_mlp import EnsembleMLP
@@ -25,6 +31,13 @@ from ..seeding import torch_generator
 from .config import DiffusionConfig
 
 CLEAN_BATCH_SIZE = 128
+IMAGE_VARIANTS = ("exact", "reference-images")
+IMAGE_CHUNK = 256  # images per network call in the DSM evaluation: bounded activation memory
+
+
+def applicable_variants(cfg: DiffusionConfig) -> tuple[str, ...]:
+    """Variants computed at every evaluation: all for points; the Swiss roll code's is not one for images."""
+    return IMAGE_VARIANTS if cfg.is_images else tuple(VARIANTS)
 CLEAN_BATCH_DRAWS = 100
 
 
@@ -59,18 +72,26 @@ def evaluate_ensemble(
     """Evaluation records (kind "eval") for the listed members of the ensemble."""
     device = x_train.device
     first = configs[0]
+    images = first.is_images
     T = torch.tensor([c.T for c in configs], dtype=torch.float32, device=device)
     gens = [torch_generator(c.seed, "eval", device) for c in configs]
+    pixels_train = x_train
+    if images:
+        bpd_mean, bpd_se = test_bpd(model, sde, x_test, T, gens)
+        x_train = logit_transform(dequantize(x_train, gens))[0]
+        x_test = logit_transform(dequantize(x_test, gens))[0]
     y0 = normal(gens, (first.n_gen, x_train.shape[-1]), device)
     generated = euler_maruyama(
-        model, sde, y0, T, first.n_steps, gens, frame_every=first.frame_every or None, should_stop=should_stop
+        model, sde, y0, T, first.steps, gens, frame_every=first.frame_every or None, should_stop=should_stop
     )
     L_by_method = {"generator": generated.L}
-    probe = euler_maruyama(model, sde, x_train, T, first.n_steps, gens, probe_reverse_clock=True, should_stop=should_stop)
-    L_by_method["train-reverse-clock"] = probe.L
+    if any(VARIANTS[v].lipschitz == "train-reverse-clock" for v in applicable_variants(first)):
+        probe = euler_maruyama(model, sde, x_train, T, first.steps, gens, probe_reverse_clock=True, should_stop=should_stop)
+        L_by_method["train-reverse-clock"] = probe.L
     L_by_method["clean-batch"] = clean_batch_L(model, sde, x_train, T, gens)
-    dsm_train = dsm_eval(model, sde, x_train, T, gens, first.dsm_eval_draws)
-    dsm_test = dsm_eval(model, sde, x_test, T, gens, first.dsm_eval_draws)
+    chunk = IMAGE_CHUNK if images else None
+    dsm_train = dsm_eval(model, sde, x_train, T, gens, first.dsm_eval_draws, chunk)
+    dsm_test = dsm_eval(model, sde, x_test, T, gens, first.dsm_eval_draws, chunk)
 
     records = []
     for e in members:
@@ -81,10 +102,12 @@ def evaluate_ensemble(
             "last-minibatch": float(last_minibatch_loss[e]),
         }
         bounds = {}
-        for name, variant in VARIANTS.items():
+        for name in applicable_variants(cfg):
+            variant = VARIANTS[name]
             bounds[name] = _bound_for(variant, cfg, x_train[e], score_matching, float(L_by_method[variant.lipschitz][e]), gens[e], sde)
         chosen = bounds[cfg.variant]
         samples = generated.samples[e]
+        shown = inverse_logit(samples) if images else samples
         record = {
             "kind": "eval",
             "run": e,
@@ -96,11 +119,15 @@ def evaluate_ensemble(
             "dsm_train": float(dsm_train[e]),
             "dsm_test": float(dsm_test[e]),
             "dsm_gap": float(dsm_test[e] - dsm_train[e]),
-            **memorization_summary(samples, x_train[e]),
-            "samples": samples.float().cpu().numpy(),
+            **memorization_summary(shown, pixels_train[e]),
+            "samples": shown.float().cpu().numpy(),
         }
+        if images:
+            record["test_bpd"] = float(bpd_mean[e])
+            record["test_bpd_se"] = float(bpd_se[e])
         if generated.frames is not None:
-            record["frames"] = generated.frames[e].float().cpu().numpy()
+            frames = generated.frames[e]
+            record["frames"] = (inverse_logit(frames) if images else frames).float().cpu().numpy()
             record["frame_times"] = generated.frame_times[e].float().cpu().numpy()
         records.append(record)
     return records
@@ -116,8 +143,9 @@ def _bound_for(
     sde: VPSDE,
 ) -> dict:
     enc = encoder_terms(x, cfg.T, variant, cfg.mc_samples, generator, sde)
+    n_steps = cfg.bound_steps(truncate=variant.sum_beta_extra_term)
     bound = assemble_bound(
-        variant, cfg.T, score_matching[variant.score_matching], enc, L, x.shape[0], cfg.n_steps, cfg.R, cfg.mc_samples, sde
+        variant, cfg.T, score_matching[variant.score_matching], enc, L, x.shape[0], n_steps, cfg.R, cfg.mc_samples, sde
     )
     return bound.as_dict()
 

@@ -127,4 +127,4 @@ def test_cli_train_vae_writes_epoch_records(tmp_path, capsys):
     lines = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines if x["kind"] == "epoch"] == [1, 2]
     assert json.loads((out / "config.json").read_text())["model"] == "vae"
-    assert main(["train", "dm", "--data", "digits", "--out", str(tmp_path / "x")]) == 2
+    assert main(["train", "vae", "--data", "swissroll", "--out", str(tmp_path / "x")]) == 2
