@@ -71,7 +71,7 @@ class MetricPlots(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.loss = self.graphics.addPlot(row=0, col=0, title="Training loss (DSM or −ELBO), held-out at evaluations")
         self.bound = self.graphics.addPlot(row=1, col=0, title="Bound and its terms (VAE: both bounds, test curve)")
-        self.gap = self.graphics.addPlot(row=2, col=0, title="Test gap (test KL and DSM gap; VAE: gaps)")
+        self.gap = self.graphics.addPlot(row=2, col=0, title="Test gap (test KL or BPD, and DSM gap; VAE: gaps)")
         self.plots = {"loss": self.loss, "bound": self.bound, "gap": self.gap}
         self.log_boxes: dict[str, QCheckBox] = {}
         log_row = QHBoxLayout()
@@ -261,8 +261,9 @@ class MetricPlots(QWidget):
                 self._curve(run, "gap", key, pen=pg.mkPen(colour, width=1.5, style=style),
                             name=f"{label} {text}").setData(ex, [ev[key] for ev in run.evals])
             return
-        self._curve(run, "gap", "test_kl", pen=pg.mkPen(colour, width=2), symbol="s", symbolSize=6,
-                    symbolBrush=colour, name=f"{label} test KL").setData(ex, [ev["test_kl"] for ev in run.evals])
+        metric, text = ("test_bpd", "test BPD") if "test_bpd" in run.evals[-1] else ("test_kl", "test KL")
+        self._curve(run, "gap", metric, pen=pg.mkPen(colour, width=2), symbol="s", symbolSize=6,
+                    symbolBrush=colour, name=f"{label} {text}").setData(ex, [ev[metric] for ev in run.evals])
         self._curve(run, "gap", "dsm_gap", pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
                     name=f"{label} DSM gap").setData(ex, [ev["dsm_gap"] for ev in run.evals])
 

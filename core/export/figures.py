@@ -20,7 +20,7 @@ from ..checkpoint import load_checkpoint
 from ..errors import ConfigError, RunFileError
 from ..io.run_dir import read_run
 from ..smoothing import debiased_ema
-from ..training.config import DiffusionConfig, load_run_data
+from ..training.config import DiffusionConfig, load_run_data, load_run_data_with_shape
 from .figure_script import SCRIPT
 
 RUN_FIGURES = ("loss", "bound", "gap", "samples")
@@ -38,7 +38,7 @@ def load_source(path: str | Path) -> dict:
             raise RunFileError(f"{p / 'summary.json'}: not valid JSON ({exc})") from None
     if p.is_dir():
         run = read_run(p)
-        return {"kind": "run", "config": run.config, "history": run.history, "name": p.name,
+        return {"kind": "run", "config": run.config, "history": run.history, "name": p.name, "model": run.meta.get("model", "dm"),
                 "samples": {int(k.split("_")[1]): v for k, v in run.samples.items()}}
     if p.is_file():
         ckpt = load_checkpoint(p)
@@ -62,6 +62,8 @@ def figure_table(source: dict, figure: str, smoothing: float = 0.9) -> tuple[dic
         raise ConfigError(f"a run exports {', '.join(RUN_FIGURES)}; {figure!r} needs a sweep directory")
     cfg = source["config"]
     history = source["history"]
+    if source.get("model") == "vae" or any(r.get("kind") == "epoch" for r in history):
+        return _vae_table(source, figure, smoothing)
     steps = [r for r in history if r.get("kind") == "step"]
     evals = [r for r in history if r.get("kind") == "eval"]
     meta = {"R": cfg.get("R"), "title": f"{cfg.get('data')} m={cfg.get('m')} T={cfg.get('T')}, {cfg.get('variant')}"}
@@ -88,10 +90,54 @@ def figure_table(source: dict, figure: str, smoothing: float = 0.9) -> tuple[dic
     if not samples:
         raise ConfigError("the run has no stored samples")
     last = samples[max(samples)]
-    train = load_run_data(DiffusionConfig.from_dict(cfg))[0]
+    dm_cfg = DiffusionConfig.from_dict(cfg)
     meta["title"] += f", samples at step {max(samples)}"
+    if dm_cfg.is_images:
+        return _image_grid_table(last, load_run_data_with_shape(dm_cfg)[2], meta)
+    train = load_run_data(dm_cfg)[0]
     return {"x": [*train[:, 0].tolist(), *last[:, 0].tolist()], "y": [*train[:, 1].tolist(), *last[:, 1].tolist()],
             "kind": [0] * len(train) + [1] * len(last)}, meta
+
+
+GRID_IMAGES = 16
+
+
+def _image_grid_table(images: np.ndarray, shape: tuple[int, ...], meta: dict) -> tuple[dict[str, list], dict]:
+    """Up to 16 generated images as long-format columns (image, pixel, value); the script tiles them."""
+    flat = np.asarray(images, dtype=float).reshape(len(images), -1)[:GRID_IMAGES]
+    n, d = flat.shape
+    meta = {**meta, "layout": "image-grid", "shape": [int(v) for v in shape]}
+    return {"image": np.repeat(np.arange(n), d).tolist(), "pixel": np.tile(np.arange(d), n).tolist(),
+            "value": flat.reshape(-1).tolist()}, meta
+
+
+def _vae_table(source: dict, figure: str, smoothing: float) -> tuple[dict[str, list], dict]:
+    """VAE runs: the loss per step, both bounds and the test curve per epoch (nats), or the sample grid."""
+    cfg = source["config"]
+    epochs = [r for r in source["history"] if r.get("kind") == "epoch"]
+    meta = {"title": f"VAE {cfg.get('data')} m={cfg.get('m')}, preset {cfg.get('preset')}, r={cfg.get('r')}"}
+    if figure == "loss":
+        steps = [r for r in source["history"] if r.get("kind") == "step"]
+        if not steps:
+            raise ConfigError("the run has no training steps to plot")
+        loss = [r["loss"] for r in steps]
+        return {"step": [r["step"] for r in steps], "loss": loss,
+                "loss_smoothed": debiased_ema(np.array(loss, dtype=float), smoothing).tolist(),
+                "held_out": [math.nan] * len(steps)}, {**meta, "ylabel": "negative ELBO (nats)"}
+    if not epochs:
+        raise ConfigError("the run has no finished epoch yet")
+    if figure in ("bound", "gap"):
+        return {"epoch": [r["epoch"] for r in epochs],
+                "bound_encoder_only": [r["bound_encoder_only"] for r in epochs],
+                "bound_encoder_generator": [r["bound_encoder_generator"] for r in epochs],
+                "test_curve": [r["test_curve"] for r in epochs],
+                "train_neg_elbo": [r["rec_train"] + r["kl_train"] for r in epochs]}, {**meta, "layout": "vae-bound"}
+    samples = source["samples"]
+    if not samples:
+        raise ConfigError("the run has no stored samples")
+    last = samples[max(samples)]
+    side = int(round(math.sqrt(np.asarray(last).reshape(len(last), -1).shape[1])))
+    return _image_grid_table(last, (1, side, side), {**meta, "title": meta["title"] + f", samples at step {max(samples)}"})
 
 
 def export_figure(

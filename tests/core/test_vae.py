@@ -128,3 +128,20 @@ def test_cli_train_vae_writes_epoch_records(tmp_path, capsys):
     assert [x["epoch"] for x in lines if x["kind"] == "epoch"] == [1, 2]
     assert json.loads((out / "config.json").read_text())["model"] == "vae"
     assert main(["train", "vae", "--data", "swissroll", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_vae_run_exports_bounds_per_epoch_and_a_sample_grid(tmp_path):
+    from core.export.figures import export_figure
+    from core.io.run_dir import RunWriter
+
+    cfg = VAEConfig(data="digits", m=200, n_test=50, epochs=2, preset="small", logpx_every=0)
+    with RunWriter(tmp_path / "vae", cfg.as_dict(), model="vae") as writer:
+        for record in train_vae(cfg):
+            writer.write(record)
+    paths = export_figure(tmp_path / "vae", "bound", "svg", out=tmp_path / "bounds.svg")
+    header, *rows = paths["csv"].read_text().splitlines()
+    assert header.split(",") == ["epoch", "bound_encoder_only", "bound_encoder_generator", "test_curve", "train_neg_elbo"]
+    assert [float(r.split(",")[0]) for r in rows] == [1.0, 2.0]
+    assert b"<svg" in paths["figure"].read_bytes()[:400]
+    grid = export_figure(tmp_path / "vae", "samples", "png", out=tmp_path / "samples.png", dpi=100)
+    assert grid["figure"].stat().st_size > 0

@@ -1,0 +1,79 @@
+"""Diffusion on images end to end (tiny settings): records, both image bound variants, BPD, resume, sweeps."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from core.cli import main
+from core.errors import ConfigError
+from core.sweep import group_runs, plan_sweep
+from core.training.config import image_config
+from core.training.diffusion import train_diffusion
+
+TINY = dict(m=8, n_test=6, iters=4, eval_every=2, n_gen=5, mc_samples=8, dsm_eval_draws=1, T=0.05)
+
+
+def test_image_run_records_bpd_both_image_variants_and_pixel_samples():
+    cfg = image_config(**TINY).validate()
+    assert cfg.is_images and cfg.steps == 50
+    records = list(train_diffusion(cfg))
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert [e["step"] for e in evals] == [2, 4] and records[-1]["kind"] == "end"
+    last = evals[-1]
+    assert set(last["bounds"]) == {"exact", "reference-images"}
+    assert last["N"] == 50 and last["bounds"]["reference-images"]["N"] == int(0.05 / 0.001)
+    assert math.isfinite(last["test_bpd"]) and last["test_bpd_se"] > 0
+    assert last["samples"].shape == (5, 64) and last["samples"].min() >= 0 and last["samples"].max() <= 1
+    assert last["R"] == 4000.0 and last["K"] == 8
+    assert -math.log(8) - 4 * last["encoder_info_se"] <= last["encoder_info"] <= 4 * last["encoder_info_se"]
+
+
+def test_image_resume_continues_exactly():
+    cfg = image_config(**TINY).validate()
+    full = [r for r in train_diffusion(cfg) if r["kind"] in ("step", "eval")]
+    state = next(r for r in full if r["kind"] == "eval" and r["step"] == 2)["train_state"]
+    resumed = [r for r in train_diffusion(cfg, resume=state) if r["kind"] in ("step", "eval")]
+    tail = [r for r in full if r["step"] > 2]
+    assert [r["loss"] for r in resumed if r["kind"] == "step"] == [r["loss"] for r in tail if r["kind"] == "step"]
+    assert resumed[-1]["test_bpd"] == tail[-1]["test_bpd"]
+
+
+def test_image_config_checks():
+    with pytest.raises(ConfigError, match="reference-2d"):
+        image_config(variant="reference-2d").validate()
+    with pytest.raises(ConfigError, match="U-Net preset"):
+        image_config(preset="giant").validate()
+    with pytest.raises(ConfigError, match="give a data_path"):
+        image_config(data="idx").validate()
+
+
+def test_image_sweeps_group_runs_by_step_count(tmp_path):
+    runs = plan_sweep(image_config(), [0.2, 0.4], [0, 1, 2], tmp_path)
+    groups = group_runs(runs, jobs=2)
+    assert [[r.config.T for r in g] for g in groups] == [[0.2] * 3, [0.4] * 3]
+
+
+@pytest.mark.slow
+def test_cli_image_sweep_reports_bpd(tmp_path, capsys):
+    code = main(["sweep", "dm", "--data", "digits", "--m", "8", "--n-test", "6", "--T", "0.02,0.04", "--seeds", "0",
+                 "--iters", "2", "--n-gen", "4", "--K", "4", "--jobs", "1", "--out", str(tmp_path / "s"), "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert len(summary["bpd_mean"]) == 2 and all(np.isfinite(summary["bpd_mean"]))
+    assert summary["preset"] == "small" and set(summary["variants"]) == {"exact", "reference-images"}
+
+
+def test_image_run_exports_a_sample_grid(tmp_path):
+    from core.export.figures import export_figure
+    from core.io.run_dir import RunWriter
+
+    cfg = image_config(**{**TINY, "iters": 2}).validate()
+    with RunWriter(tmp_path / "run", cfg.as_dict()) as writer:
+        for record in train_diffusion(cfg):
+            writer.write(record)
+    paths = export_figure(tmp_path / "run", "samples", "png", out=tmp_path / "grid.png", dpi=100)
+    assert paths["figure"].stat().st_size > 0
+    header, *rows = paths["csv"].read_text().splitlines()
+    assert header == "image,pixel,value" and len(rows) == 5 * 64
