@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .data.image_transforms import LOGIT_LAMBDA
 from .sde import VPSDE
 
 
@@ -21,3 +22,11 @@ def encoder_view(points: np.ndarray, T: float, noise: np.ndarray, sde: VPSDE = V
     if T <= 0:
         return np.asarray(points, dtype=np.float32).copy()
     return (sde.alpha(T) * points + np.sqrt(sde.var(T)) * noise).astype(np.float32)
+
+
+
+def encoder_view_images(pixels: np.ndarray, T: float, noise: np.ndarray, sde: VPSDE = VPSDE()) -> np.ndarray:
+    """E_T for images, shown in pixel space: logit-transform (as training does), encode, map back to [0, 1]."""
+    s = LOGIT_LAMBDA + (1 - 2 * LOGIT_LAMBDA) * np.asarray(pixels, dtype=np.float32)
+    encoded = encoder_view(np.log(s) - np.log1p(-s), T, noise, sde)
+    return np.clip((1.0 / (1.0 + np.exp(-encoded)) - LOGIT_LAMBDA) / (1 - 2 * LOGIT_LAMBDA), 0.0, 1.0).astype(np.float32)

@@ -120,7 +120,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Started {state.name}; saving to {state.folder}")
             return state
         if len(Ts) * len(seeds) == 1:
-            config = config.with_(frame_every=max(1, config.n_steps // FRAMES_PER_TRAJECTORY))
+            config = config.with_(frame_every=max(1, config.steps // FRAMES_PER_TRAJECTORY))
         self.banner.setVisible(False)
         state = self.manager.start(config, Ts, seeds)
         self.statusBar().showMessage(f"Started {state.name}; saving to {state.folder}")

@@ -12,12 +12,22 @@ from core.bounds.variants import VARIANTS
 from core.data.toy2d import TOY_DATASETS
 from core.errors import InfoGenError
 from core.grids import parse_float_grid, parse_seeds
-from core.training.config import DiffusionConfig
+from core.data.images import IMAGE_SOURCES, PATH_SOURCES
+from core.diffusion.unet import UNET_PRESETS
+from core.training.config import IMAGE_DEFAULTS, DiffusionConfig, image_config
 from core.vae.config import VAEConfig
 
 PRESETS = {"paper": 128, "small": 64}  # diffusion: MLP width; VAE: the presets of core.vae.model
 VAE_DATASETS = ("mnist5k", "digits")
 FILE_DATASET = "file…"
+# (label, core dataset name) of diffusion datasets; path-based ones get the file chooser
+DM_DATASETS = [*((name, name) for name in TOY_DATASETS), ("points file…", "file"),
+               ("digits 8x8 (images)", "digits"), ("mnist5k (images)", "mnist5k"), ("MNIST/Fashion IDX file…", "idx"),
+               ("CIFAR-10 batches…", "cifar10"), ("image array .npy/.npz…", "image-file"), ("image folder…", "image-folder")]
+PATH_HINTS = {"file": "points file: .npy, .npz, .csv, .txt", "idx": "IDX images file (raw or .gz)",
+              "cifar10": "a CIFAR-10 data_batch_*.bin or the folder holding them",
+              "image-file": "images array: .npy or .npz", "image-folder": "a folder of PNG/JPEG images"}
+FOLDER_SOURCES = ("cifar10", "image-folder")
 DEFAULT_SELECTION_RANGE = (0.1, 2.0)
 
 
@@ -34,7 +44,9 @@ class RunForm(QWidget):
         self.model.addItem("Diffusion (VP-SDE)", "dm")
         self.model.addItem("VAE (MLP, images)", "vae")
         self.dataset = QComboBox()
-        self.dataset.addItems([*TOY_DATASETS, FILE_DATASET])
+        for label, name in DM_DATASETS:
+            self.dataset.addItem(label, name)
+        self._images_mode = False
         self.iters_label = QLabel("Iterations")
         self.path = QLineEdit()
         self.path.setPlaceholderText("points file: .npy, .npz, .csv, .txt")
@@ -105,6 +117,7 @@ class RunForm(QWidget):
         for w in (self.path, self.T, self.seeds):
             w.textChanged.connect(self.revalidate)
         self.model.currentIndexChanged.connect(self._model_changed)
+        self.dataset.currentIndexChanged.connect(self._dataset_changed)
         for w in (self.dataset, self.variant, self.preset):
             w.currentIndexChanged.connect(self.revalidate)
         for w in (self.m, self.iters, self.eval_every, self.n_steps, self.mc, self.batch):
@@ -125,8 +138,11 @@ class RunForm(QWidget):
         vae = self.is_vae
         self.dataset.blockSignals(True)
         self.dataset.clear()
-        self.dataset.addItems(list(VAE_DATASETS) if vae else [*TOY_DATASETS, FILE_DATASET])
+        for label, name in ([(n, n) for n in VAE_DATASETS] if vae else DM_DATASETS):
+            self.dataset.addItem(label, name)
         self.dataset.blockSignals(False)
+        self._set_presets(list(PRESETS))
+        self._images_mode = False
         self.iters_label.setText("Epochs" if vae else "Iterations")
         self.iters.setValue(20 if vae else DiffusionConfig().iters)
         self.eval_every.setValue(5 if vae else DiffusionConfig().eval_every)
@@ -134,14 +150,44 @@ class RunForm(QWidget):
                                    "evaluate the bound and the test gap every k iterations (0: only at the end)")
         for w in (self.T, self.R, self.variant, self.n_steps, self.mc, self.select_button):
             w.setEnabled(not vae)
+        self._dataset_changed()
+
+    @property
+    def data_name(self) -> str:
+        """The core name of the chosen dataset."""
+        return self.dataset.currentData() or self.dataset.currentText()
+
+    def _set_presets(self, names: list[str]) -> None:
+        self.preset.blockSignals(True)
+        self.preset.clear()
+        self.preset.addItems(names)
+        self.preset.blockSignals(False)
+
+    def _dataset_changed(self) -> None:
+        """Switching between points and images swaps the network presets and the paper's defaults for each."""
+        images = not self.is_vae and self.data_name in IMAGE_SOURCES
+        self.path.setPlaceholderText(PATH_HINTS.get(self.data_name, ""))
+        if images != self._images_mode:
+            self._images_mode = images
+            self._set_presets(list(UNET_PRESETS) if images else list(PRESETS))
+            if images:
+                self.preset.setCurrentText(IMAGE_DEFAULTS["preset"])
+            d = image_config() if images else DiffusionConfig()
+            for spin, value in ((self.m, d.m), (self.iters, d.iters), (self.R, d.R), (self.mc, d.mc_samples),
+                                (self.lr, d.lr), (self.batch, d.batch)):
+                spin.blockSignals(True)
+                spin.setValue(value)
+                spin.blockSignals(False)
+            self.n_steps.setEnabled(not images)
+            self.n_steps.setToolTip("images use a fixed EM step of 0.001: N = round(1000 T)" if images else "")
         self.revalidate()
 
     def vae_request(self) -> tuple[VAEConfig, list[float], list[int]]:
         seeds = parse_seeds(self.seeds.text())
         config = VAEConfig(
-            data=self.dataset.currentText(), m=self.m.value(), epochs=self.iters.value(), seed=seeds[0],
+            data=self.data_name, m=self.m.value(), epochs=self.iters.value(), seed=seeds[0],
             preset=self.preset.currentText(), lr=self.lr.value(), batch=min(self.batch.value(), 1024),
-            logpx_every=self.eval_every.value(), n_test=min(1000, 1797 - self.m.value()) if self.dataset.currentText() == "digits" else 1000,
+            logpx_every=self.eval_every.value(), n_test=min(1000, 1797 - self.m.value()) if self.data_name == "digits" else 1000,
         ).validate()
         return config, [], seeds[:1]
 
@@ -151,23 +197,27 @@ class RunForm(QWidget):
             return self.vae_request()
         Ts = parse_float_grid(self.T.text(), "T")
         seeds = parse_seeds(self.seeds.text())
-        is_file = self.dataset.currentText() == FILE_DATASET
-        config = DiffusionConfig(
-            data="file" if is_file else self.dataset.currentText(),
-            data_path=self.path.text().strip() if is_file else "",
+        name = self.data_name
+        needs_path = name == "file" or name in PATH_SOURCES
+        common = dict(
+            data=name, data_path=self.path.text().strip() if needs_path else "",
             m=self.m.value(), T=Ts[0], iters=self.iters.value(), seed=seeds[0], eval_every=self.eval_every.value(),
-            variant=self.variant.currentText(), R=self.R.value(), hidden=PRESETS[self.preset.currentText()],
-            lr=self.lr.value(), n_steps=self.n_steps.value(), mc_samples=self.mc.value(), batch=self.batch.value(),
+            variant=self.variant.currentText(), R=self.R.value(), lr=self.lr.value(), mc_samples=self.mc.value(),
+            batch=self.batch.value(),
         )
+        if name in IMAGE_SOURCES:
+            config = image_config(**common, preset=self.preset.currentText())
+        else:
+            config = DiffusionConfig(**common, hidden=PRESETS.get(self.preset.currentText(), 128), n_steps=self.n_steps.value())
         for T in Ts:
             config.with_(T=T).validate()
         return config, Ts, seeds
 
     def revalidate(self) -> bool:
         """Check the settings with core; show the reason and disable Run when they are invalid."""
-        is_file = self.dataset.currentText() == FILE_DATASET
-        self.path.setEnabled(is_file)
-        self.browse.setEnabled(is_file)
+        needs_path = not self.is_vae and (self.data_name == "file" or self.data_name in PATH_SOURCES)
+        self.path.setEnabled(needs_path)
+        self.browse.setEnabled(needs_path)
         try:
             self.request()
         except InfoGenError as exc:
@@ -186,7 +236,13 @@ class RunForm(QWidget):
         return (min(Ts), max(Ts)) if len(Ts) > 1 else DEFAULT_SELECTION_RANGE
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Points file", "", "Points (*.npy *.npz *.csv *.txt)")
+        name = self.data_name
+        if name in FOLDER_SOURCES:
+            path = QFileDialog.getExistingDirectory(self, PATH_HINTS[name])
+        else:
+            filters = {"file": "Points (*.npy *.npz *.csv *.txt)", "idx": "IDX images (*ubyte* *.idx* *.gz);;All files (*)",
+                       "image-file": "Arrays (*.npy *.npz)"}
+            path, _ = QFileDialog.getOpenFileName(self, PATH_HINTS.get(name, "Data file"), "", filters.get(name, "All files (*)"))
         if path:
             self.path.setText(path)
 

@@ -13,11 +13,12 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 from superqt import QLabeledDoubleSlider
 
-from core.encoder_view import encoder_view, fixed_noise
+from core.encoder_view import encoder_view, encoder_view_images, fixed_noise
 from core.errors import RunFileError
 from core.io.run_dir import read_run
 
 from .run_state import RunState
+from .samples_panel import MAX_GRID, as_images, image_grid
 from .training_points import training_points
 
 ENCODER, TRAJECTORY = "Encoder E_T#P̂ (closed form)", "Generator trajectory (reverse SDE)"
@@ -48,6 +49,9 @@ class TExplorer(QWidget):
         self.scatter_plot.setAspectLocked(True)
         self.scatter = pg.ScatterPlotItem(size=3, pen=None)
         self.scatter_plot.addItem(self.scatter)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setVisible(False)
+        self.scatter_plot.addItem(self.image)
         self.sweep_plot = pg.PlotWidget(title="Sweep: bound (left) and test KL (right) against T")
         self.sweep_plot.showGrid(x=True, y=True, alpha=0.2)
         self.bound_curve = self.sweep_plot.plot(pen=pg.mkPen((52, 101, 164), width=2), symbol="o", symbolSize=6)
@@ -109,7 +113,7 @@ class TExplorer(QWidget):
         run, T = self._run, float(self.slider.value())
         self.cursor.setValue(T)
         if run is None or run.is_vae:
-            self.scatter.setData(pos=np.zeros((0, 2)))
+            self._clear()
             self.caption.setText("select a run" if run is None else "T is a diffusion setting: a VAE run has no T views")
             return
         if run.is_sweep:
@@ -119,10 +123,31 @@ class TExplorer(QWidget):
         else:
             self._show_encoder(run, T)
 
+    def _clear(self) -> None:
+        self.scatter.setData(pos=np.zeros((0, 2)))
+        self.image.setVisible(False)
+
+    def _show_points(self, run: RunState, pts: np.ndarray) -> None:
+        """Generated points as a scatter over the plane, or image runs' samples as an image grid."""
+        if not run.is_vae and run.config.is_images:
+            self.scatter.setData(pos=np.zeros((0, 2)))
+            self.image.setImage(image_grid(as_images(np.asarray(pts)[:MAX_GRID]))[::-1], levels=(0.0, 1.0))
+            self.image.setVisible(True)
+            return
+        self.image.setVisible(False)
+        self.scatter.setData(pos=np.asarray(pts)[:, :2], brush=pg.mkBrush(*run.colour, 150))
+
     def _show_encoder(self, run: RunState, T: float) -> None:
         pts = training_points(run)
+        if pts is not None and run.config.is_images:
+            if self._noise is None or self._noise.shape != pts.shape:
+                self._noise = fixed_noise(pts.shape)
+            self._show_points(run, encoder_view_images(pts, T, self._noise))
+            self.caption.setText(f"E_T#P̂ at T = {T:.3f}: each training image's logit mapped to α(T)·y + σ(T)·ε and "
+                                 f"back to pixels (closed form; the encoder forgets the image as T grows)")
+            return
         if pts is None or pts.shape[1] != 2:
-            self.scatter.setData(pos=np.zeros((0, 2)))
+            self._clear()
             self.caption.setText("the encoder view needs 2-D training data that loads")
             return
         if self._noise is None or self._noise.shape != pts.shape:
@@ -133,11 +158,11 @@ class TExplorer(QWidget):
 
     def _show_trajectory(self, run: RunState, T: float) -> None:
         if run.frames is None:
-            self.scatter.setData(pos=np.zeros((0, 2)))
+            self._clear()
             self.caption.setText("the reverse trajectory appears after the first evaluation")
             return
         i = int(np.argmin(np.abs(run.frame_times - T)))
-        self.scatter.setData(pos=run.frames[i][:, :2], brush=pg.mkBrush(*run.colour, 150))
+        self._show_points(run, run.frames[i])
         self.caption.setText(f"reverse SDE at forward time t = {run.frame_times[i]:.3f} "
                              f"(from π at t = {run.config.T:g} down to the samples at t = 0), "
                              f"frame {i + 1}/{len(run.frame_times)}")
@@ -184,22 +209,22 @@ class TExplorer(QWidget):
         stars = self._sweep_stars
         star_text = f"T* by bound {stars[0]}, T* by test KL {stars[1]}" if stars[0] is not None else "no run finished yet"
         if samples is None:
-            self.scatter.setData(pos=np.zeros((0, 2)))
+            self._clear()
             self.caption.setText(f"grid T = {nearest:g} (seed {seed}) has no samples yet; {star_text}")
             return
-        self.scatter.setData(pos=samples[:, :2], brush=pg.mkBrush(*run.colour, 150))
+        self._show_points(run, samples)
         self.caption.setText(f"samples of the model at grid T = {nearest:g} (seed {seed}); {star_text}")
 
     def _show_selection_samples(self, run: RunState, T: float) -> None:
         points = run.selection_points
         if not points:
-            self.scatter.setData(pos=np.zeros((0, 2)))
+            self._clear()
             self.caption.setText("selecting T by the bound: the first models are training")
             return
         nearest = min(points, key=lambda p: abs(p["T"] - T))
         samples = self._grid_samples(Path(nearest["run_dir"]))
         if samples is not None:
-            self.scatter.setData(pos=samples[:, :2], brush=pg.mkBrush(*run.colour, 150))
+            self._show_points(run, samples)
         done = (f"T* = {run.selection['T_star']:g} (bound {run.selection['bound_at_T_star']:.3f}) after "
                 f"{run.selection['trainings']} trainings" if run.selection else f"{len(points)} trained so far")
         self.caption.setText(f"model trained at T = {nearest['T']:g} (bound {nearest['bound']:.3f}, "

@@ -96,7 +96,7 @@ def test_invalid_settings_are_refused_in_the_form(qtbot, window):
     form.T.setText("0.2:1.8:0")
     assert not form.run_button.isEnabled() and "T grid" in form.error.text()
     form.T.setText("0.6")
-    form.dataset.setCurrentText("file…")
+    form.dataset.setCurrentText("points file…")
     assert not form.run_button.isEnabled() and "data_path" in form.error.text()
     form.dataset.setCurrentText("moons")
     assert form.run_button.isEnabled() and form.error.text() == ""
@@ -106,7 +106,7 @@ def test_a_failing_run_shows_its_error_and_the_app_stays_usable(qtbot, window, t
     pts = np.random.default_rng(0).normal(size=(100, 2))
     pts[5, 0] = np.nan
     np.save(tmp_path / "bad.npy", pts)
-    window.form.dataset.setCurrentText("file…")
+    window.form.dataset.setCurrentText("points file…")
     window.form.path.setText(str(tmp_path / "bad.npy"))
     run = run_and_wait(qtbot, window, status=("failed",))
     assert window.banner.isVisible() and "NaN" in window.banner.text() and "bad.npy" in window.banner.text()
@@ -207,3 +207,32 @@ def test_a_vae_run_shows_both_bounds_the_test_curve_and_an_image_grid(qtbot, win
     assert window.samples.image_item.isVisible() and window.samples.image_item.image.shape == (35, 35)
     assert "epoch 2" in window.samples.label.text()
     assert "no T views" in window.t_explorer.caption.text()
+
+
+def test_an_image_diffusion_run_from_the_form(qtbot, window):
+    form = window.form
+    form.dataset.setCurrentText("digits 8x8 (images)")
+    assert [form.preset.itemText(i) for i in range(form.preset.count())] == ["paper-mnist", "paper-cifar", "small"]
+    assert form.preset.currentText() == "small" and form.R.value() == 4000 and form.m.value() == 16
+    assert not form.n_steps.isEnabled()
+    form.variant.setCurrentText("reference-2d")
+    assert not form.run_button.isEnabled() and "reference-2d" in form.error.text()
+    form.variant.setCurrentText("reference-images")
+    form.dataset.setCurrentText("MNIST/Fashion IDX file…")
+    assert form.path.isEnabled() and not form.run_button.isEnabled() and "data_path" in form.error.text()
+    form.dataset.setCurrentText("digits 8x8 (images)")
+    form.T.setText("0.05")
+    form.iters.setValue(3)
+    form.mc.setValue(8)
+    config = form.request()[0]
+    assert config.is_images and config.steps == 50 and config.variant == "reference-images"
+    run = run_and_wait(qtbot, window)
+    assert "test_bpd" in run.evals[-1] and run.samples[-1].shape == (100, 64)
+    assert window.samples.image_item.isVisible()
+    t = window.t_explorer
+    t.view.setCurrentIndex(0)  # the encoder's view: encoded training images
+    t.slider.setValue(0.3)
+    t.update_view()
+    assert t.image.isVisible() and t.image.image.shape == (4 * 9 - 1, 4 * 9 - 1)  # 16 images, 4 x 4
+    form.dataset.setCurrentText("swissroll")
+    assert form.preset.currentText() == "paper" and form.R.value() == 5 and form.n_steps.isEnabled()
