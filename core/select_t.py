@@ -43,14 +43,19 @@ def training_free_terms(cfg: DiffusionConfig, Ts: np.ndarray) -> dict[str, np.nd
     x = torch.from_numpy(load_run_data(cfg)[0])
     sde = VPSDE()
     gen = torch_generator(cfg.seed, "select")
+    if cfg.is_images:  # the bound lives in logit space, as in training
+        from .training.diffusion import to_logit_space
+
+        x = to_logit_space(x[None], [gen])[0]
     info, prior, per_L = [], [], []
     for T in Ts:
         enc = encoder_terms(x, float(T), variant, min(cfg.mc_samples, SURROGATE_MC_SAMPLES), gen, sde)
-        n_terms = cfg.n_steps + 1 if variant.sum_beta_extra_term else cfg.n_steps
-        sum_beta = sde.sum_beta(float(T), cfg.n_steps, n_terms)
+        n_steps = cfg.with_(T=float(T)).bound_steps(variant.truncate_steps)
+        n_terms = n_steps + 1 if variant.sum_beta_extra_term else n_steps
+        sum_beta = sde.sum_beta(float(T), n_steps, n_terms)
         info.append(enc.encoder_info)
         prior.append(enc.encoder_prior)
-        per_L.append(generator_term(float(T), 1.0, sum_beta, x.shape[0], cfg.n_steps))
+        per_L.append(generator_term(float(T), 1.0, sum_beta, x.shape[0], n_steps))
     return {"encoder_info": np.array(info), "encoder_prior": np.array(prior), "generator_per_L": np.array(per_L)}
 
 

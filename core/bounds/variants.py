@@ -23,6 +23,7 @@ class BoundVariant:
     sum_beta_extra_term: bool  # Sum beta over k = 0..N (True) instead of k = 0..N-1
     score_matching: str  # "full-pass": DSM on S at the end; "last-epoch": mean of last epoch's minibatch losses; "last-minibatch"
     description: str
+    truncate_steps: bool = False  # with a fixed EM step size: N = int(T / step) (published image code), not round
 
 
 VARIANTS: dict[str, BoundVariant] = {
@@ -37,6 +38,7 @@ VARIANTS: dict[str, BoundVariant] = {
     "reference-images": BoundVariant(
         "reference-images", "var", "minibatch", False, "clean-batch", True, "last-minibatch",
         "the published image code: minibatch mixture, mean KL to the prior, L on a clean batch, N + 1 beta terms",
+        truncate_steps=True,
     ),
 }
 

@@ -143,7 +143,7 @@ def _bound_for(
     sde: VPSDE,
 ) -> dict:
     enc = encoder_terms(x, cfg.T, variant, cfg.mc_samples, generator, sde)
-    n_steps = cfg.bound_steps(truncate=variant.sum_beta_extra_term)
+    n_steps = cfg.bound_steps(truncate=variant.truncate_steps)
     bound = assemble_bound(
         variant, cfg.T, score_matching[variant.score_matching], enc, L, x.shape[0], n_steps, cfg.R, cfg.mc_samples, sde
     )
