@@ -179,7 +179,7 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
     if data not in IMAGE_DATASETS:
         raise ConfigError(f"the VAE trains on {' or '.join(IMAGE_DATASETS)}; got --data {data}")
     v = VAEConfig()
-    cfg = VAEConfig(data=data, m=args.m if args.m is not None else (4000 if data == "mnist5k" else None),
+    cfg = VAEConfig(data=data, data_path=args.data_path, m=args.m if args.m is not None else (4000 if data == "mnist5k" else None),
                     n_test=args.n_test or v.n_test, epochs=args.epochs, batch=args.batch or 64, lr=args.lr or v.lr,
                     seed=args.seed, preset=args.preset or v.preset, likelihood=args.likelihood, r=args.r, logpx_every=args.logpx_every,
                     train_stats=args.train_stats, device=args.device).validate()

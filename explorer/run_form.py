@@ -18,7 +18,8 @@ from core.training.config import IMAGE_DEFAULTS, DiffusionConfig, image_config
 from core.vae.config import VAEConfig
 
 PRESETS = {"paper": 128, "small": 64}  # diffusion: MLP width; VAE: the presets of core.vae.model
-VAE_DATASETS = ("mnist5k", "digits")
+VAE_DATASETS = [("mnist5k", "mnist5k"), ("digits", "digits"), ("MNIST/Fashion IDX file…", "idx"),
+                ("CIFAR-10 batches…", "cifar10"), ("image array .npy/.npz…", "image-file"), ("image folder…", "image-folder")]
 FILE_DATASET = "file…"
 # (label, core dataset name) of diffusion datasets; path-based ones get the file chooser
 DM_DATASETS = [*((name, name) for name in TOY_DATASETS), ("points file…", "file"),
@@ -138,7 +139,7 @@ class RunForm(QWidget):
         vae = self.is_vae
         self.dataset.blockSignals(True)
         self.dataset.clear()
-        for label, name in ([(n, n) for n in VAE_DATASETS] if vae else DM_DATASETS):
+        for label, name in (VAE_DATASETS if vae else DM_DATASETS):
             self.dataset.addItem(label, name)
         self.dataset.blockSignals(False)
         self._set_presets(list(PRESETS))
@@ -185,7 +186,8 @@ class RunForm(QWidget):
     def vae_request(self) -> tuple[VAEConfig, list[float], list[int]]:
         seeds = parse_seeds(self.seeds.text())
         config = VAEConfig(
-            data=self.data_name, m=self.m.value(), epochs=self.iters.value(), seed=seeds[0],
+            data=self.data_name, data_path=self.path.text().strip() if self.data_name in PATH_SOURCES else "",
+            m=self.m.value(), epochs=self.iters.value(), seed=seeds[0],
             preset=self.preset.currentText(), lr=self.lr.value(), batch=min(self.batch.value(), 1024),
             logpx_every=self.eval_every.value(), n_test=min(1000, 1797 - self.m.value()) if self.data_name == "digits" else 1000,
         ).validate()
@@ -215,7 +217,7 @@ class RunForm(QWidget):
 
     def revalidate(self) -> bool:
         """Check the settings with core; show the reason and disable Run when they are invalid."""
-        needs_path = not self.is_vae and (self.data_name == "file" or self.data_name in PATH_SOURCES)
+        needs_path = self.data_name == "file" or self.data_name in PATH_SOURCES
         self.path.setEnabled(needs_path)
         self.browse.setEnabled(needs_path)
         try:

@@ -135,9 +135,15 @@ def _vae_table(source: dict, figure: str, smoothing: float) -> tuple[dict[str, l
     samples = source["samples"]
     if not samples:
         raise ConfigError("the run has no stored samples")
-    last = samples[max(samples)]
-    side = int(round(math.sqrt(np.asarray(last).reshape(len(last), -1).shape[1])))
-    return _image_grid_table(last, (1, side, side), {**meta, "title": meta["title"] + f", samples at step {max(samples)}"})
+    last = np.asarray(samples[max(samples)])
+    if last.ndim == 4:  # (n, H, W, C) colour
+        last = last.transpose(0, 3, 1, 2)
+    elif last.ndim == 3:
+        last = last[:, None]
+    else:
+        side = int(round(math.sqrt(last.shape[1])))
+        last = last.reshape(len(last), 1, side, side)
+    return _image_grid_table(last, last.shape[1:], {**meta, "title": meta["title"] + f", samples at step {max(samples)}"})
 
 
 def export_figure(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from pathlib import Path
+
 from ..config_checks import int_at_least, positive_number, reject_unknown
+from ..data.images import IMAGE_SOURCES, PATH_SOURCES
 from ..errors import ConfigError
 
-IMAGE_DATASETS = ("mnist5k", "digits")
+IMAGE_DATASETS = IMAGE_SOURCES
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,7 @@ class VAEConfig:
     """Defaults follow experiments.md (Bernoulli MLP VAE, batch 64, Adam 1e-3) on the mnist5k subset."""
 
     data: str = "mnist5k"
+    data_path: str = ""
     m: int | None = 4000
     n_test: int = 1000
     epochs: int = 100
@@ -34,6 +38,11 @@ class VAEConfig:
 
         if self.data not in IMAGE_DATASETS:
             raise ConfigError(f"unknown VAE dataset {self.data!r}; choose one of {', '.join(IMAGE_DATASETS)}")
+        if self.data in PATH_SOURCES:
+            if not self.data_path:
+                raise ConfigError(f"image dataset {self.data!r} reads the user's files: give a data_path")
+            if not Path(self.data_path).exists():
+                raise ConfigError(f"data path {self.data_path} does not exist")
         if self.preset not in PRESETS:
             raise ConfigError(f"unknown VAE preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         if self.likelihood not in ("bernoulli", "gaussian"):

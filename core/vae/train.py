@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..data.images import load_digits_images, load_mnist5k, pad_to, split_images
+from ..data.images import load_images, pad_to, split_images
 from ..seeding import stream_seed, torch_generator
 from .config import VAEConfig
 from .model import PRESETS, VAE
@@ -28,13 +28,18 @@ N_SAMPLE_IMAGES = 16
 
 
 def load_vae_data(cfg: VAEConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Flattened (train, test) intensities in [0, 1]; MNIST padded to 32 x 32 as in the paper."""
-    if cfg.data == "mnist5k":
-        images = pad_to(load_mnist5k(), 32)
-    else:
-        images = load_digits_images()
+    """Flattened (train, test) intensities in [0, 1]; 28 x 28 single-channel images (MNIST, Fashion-MNIST)
+    zero-padded to 32 x 32 as in the paper."""
+    return load_vae_data_with_shape(cfg)[:2]
+
+
+def load_vae_data_with_shape(cfg: VAEConfig) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
+    """(train, test, (C, H, W)): see load_vae_data."""
+    images = load_images(cfg.data, cfg.data_path)
+    if images.shape[1:] == (1, 28, 28):
+        images = pad_to(images[:, 0], 32)[:, None]
     train, test = split_images(images, cfg.m, cfg.n_test, cfg.seed, cfg.data)
-    return train.reshape(len(train), -1), test.reshape(len(test), -1)
+    return train.reshape(len(train), -1), test.reshape(len(test), -1), tuple(int(v) for v in images.shape[1:])
 
 
 def bounds(rec: float, kl: float, mi: float, m: int, r: float) -> dict[str, float]:
@@ -49,7 +54,7 @@ def train_vae(config: VAEConfig, should_stop: Callable[[], bool] | None = None) 
     """Train one VAE; yields its records (see the module docstring)."""
     cfg = config.validate()
     device = torch.device(cfg.device)
-    train_np, test_np = load_vae_data(cfg)
+    train_np, test_np, shape = load_vae_data_with_shape(cfg)
     x_train, x_test = torch.from_numpy(train_np).to(device), torch.from_numpy(test_np).to(device)
     m, d = x_train.shape
     hidden, latent = PRESETS[cfg.preset]
@@ -60,8 +65,7 @@ def train_vae(config: VAEConfig, should_stop: Callable[[], bool] | None = None) 
     gen = torch_generator(cfg.seed, "train", device)
     binarize = cfg.likelihood == "bernoulli"
     start = time.perf_counter()
-    side = int(round(math.sqrt(d)))
-    yield {"kind": "start", "config": cfg.as_dict(), "m": m, "data_dim": d, "image_side": side, "version": __version__,
+    yield {"kind": "start", "config": cfg.as_dict(), "m": m, "data_dim": d, "image_shape": list(shape), "version": __version__,
            "n_params": sum(p.numel() for p in model.trainable_parameters())}
     z_fixed = torch.randn(N_SAMPLE_IMAGES, latent, generator=torch_generator(cfg.seed, "eval", device), device=device)
     step = 0
@@ -105,7 +109,7 @@ def train_vae(config: VAEConfig, should_stop: Callable[[], bool] | None = None) 
             lp_gen = torch_generator(cfg.seed, "eval", device)
             record["log_px_train"] = mean_log_px(model, x_train, binarize, cfg.logpx_K, lp_gen)
             record["log_px_test"] = mean_log_px(model, x_test, binarize, cfg.logpx_K, lp_gen)
-        record["samples"] = generated_images(model, z_fixed, side)
+        record["samples"] = generated_images(model, z_fixed, shape)
         yield record
     yield {"kind": "end", "step": step, "epoch": cfg.epochs, "status": "finished", "wall": time.perf_counter() - start}
 
@@ -136,8 +140,11 @@ def mean_log_px(model: VAE, x: torch.Tensor, binarize: bool, K: int, gen: torch.
 
 
 @torch.no_grad()
-def generated_images(model: VAE, z: torch.Tensor, side: int) -> np.ndarray:
-    """Mean images of P(x|z) for fixed latent draws, (n, side, side) in [0, 1]: the same z every epoch."""
+def generated_images(model: VAE, z: torch.Tensor, shape: tuple[int, int, int]) -> np.ndarray:
+    """Mean images of P(x|z) for fixed latent draws in [0, 1], the same z every epoch: (n, H, W) for one
+    channel, (n, H, W, C) for colour."""
     out = model.decoder.net(z)
     images = torch.sigmoid(out) if model.decoder.likelihood == "bernoulli" else out.clamp(0.0, 1.0)
-    return images.reshape(len(z), side, side).float().cpu().numpy()
+    channels, height, width = shape
+    images = images.reshape(len(z), channels, height, width).float().cpu().numpy()
+    return images[:, 0] if channels == 1 else images.transpose(0, 2, 3, 1)

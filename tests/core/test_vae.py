@@ -145,3 +145,24 @@ def test_vae_run_exports_bounds_per_epoch_and_a_sample_grid(tmp_path):
     assert b"<svg" in paths["figure"].read_bytes()[:400]
     grid = export_figure(tmp_path / "vae", "samples", "png", out=tmp_path / "samples.png", dpi=100)
     assert grid["figure"].stat().st_size > 0
+
+
+def test_vae_on_the_users_idx_and_colour_images(tmp_path):
+    import struct
+
+    rng = np.random.default_rng(0)
+    mnist_like = rng.integers(0, 256, (60, 28, 28), dtype=np.uint8)
+    (tmp_path / "imgs-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">III", 60, 28, 28) + mnist_like.tobytes())
+    cfg = VAEConfig(data="idx", data_path=str(tmp_path / "imgs-idx3-ubyte"), m=40, n_test=20, epochs=1, preset="small",
+                    logpx_every=0)
+    records = list(train_vae(cfg))
+    assert records[0]["image_shape"] == [1, 32, 32]  # padded to 32 x 32 as in the paper
+    assert next(r for r in records if r["kind"] == "epoch")["samples"].shape == (16, 32, 32)
+    np.save(tmp_path / "colour.npy", rng.integers(0, 256, (30, 8, 8, 3), dtype=np.uint8))
+    cfg = VAEConfig(data="image-file", data_path=str(tmp_path / "colour.npy"), m=20, n_test=10, epochs=1,
+                    preset="small", likelihood="gaussian", logpx_every=0)
+    records = list(train_vae(cfg))
+    assert records[0]["data_dim"] == 192
+    assert next(r for r in records if r["kind"] == "epoch")["samples"].shape == (16, 8, 8, 3)
+    with pytest.raises(ConfigError, match="data_path"):
+        VAEConfig(data="cifar10").validate()
