@@ -9,6 +9,7 @@ SCRIPT = r'''#!/usr/bin/env python3
 import argparse
 import csv
 import os
+import textwrap
 
 import matplotlib
 
@@ -118,7 +119,7 @@ def render(out=None, width_in={width_in!r}, dpi={dpi!r}):
     fig, ax = plt.subplots()
     draw(read_csv(CSV), ax)
     if META.get("title"):
-        ax.set_title(META["title"], fontsize=7)
+        ax.set_title("\n".join(textwrap.wrap(META["title"], max(20, int(width_in * 16)))), fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=dpi)
     plt.close(fig)
