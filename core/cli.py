@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--dpi", type=float, default=300, help="resolution of PNG output (default %(default)s)")
     export.add_argument("--smoothing", type=float, default=0.9, help="EMA weight of the loss curve (default %(default)s)")
     export.add_argument("--out", type=Path, default=None, help="figure path (default: SOURCE-FIGURE.FORMAT here)")
+    export.add_argument("--variant", default=None, choices=sorted(VARIANTS),
+                        help="bound variant of a sweep's bound-vs-T (default: the sweep's own)")
     resume = sub.add_parser("resume", help="continue training from a checkpoint, exactly")
     resume.add_argument("checkpoint", type=Path)
     resume.add_argument("--iters", type=int, default=None, help="train up to this many iterations (default: the run's)")
@@ -371,7 +373,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export.figures import export_figure
 
-    paths = export_figure(args.source, args.figure, args.format, args.width_in, args.dpi, args.out, args.smoothing)
+    paths = export_figure(args.source, args.figure, args.format, args.width_in, args.dpi, args.out, args.smoothing,
+                          args.variant)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0

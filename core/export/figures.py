@@ -46,17 +46,23 @@ def load_source(path: str | Path) -> dict:
     raise ConfigError(f"{p}: no such run directory, sweep directory or checkpoint")
 
 
-def figure_table(source: dict, figure: str, smoothing: float = 0.9) -> tuple[dict[str, list], dict]:
-    """The plotted data as equal-length columns, and the few settings the script needs."""
+def figure_table(source: dict, figure: str, smoothing: float = 0.9, variant: str | None = None) -> tuple[dict[str, list], dict]:
+    """The plotted data as equal-length columns, and the few settings the script needs. ``variant`` picks a
+    sweep's bound variant (default: the one the sweep was run with)."""
     if source["kind"] == "sweep":
         if figure not in SWEEP_FIGURES:
             raise ConfigError(f"a sweep exports {', '.join(SWEEP_FIGURES)}; {figure!r} needs a single run")
         s = source["summary"]
+        variant = variant or s["variant"]
+        block = s if variant == s["variant"] else s.get("variants", {}).get(variant)
+        if block is None:
+            raise ConfigError(f"the sweep has no bound variant {variant!r}; it has {', '.join(s.get('variants', {}))}")
         test_key = "bpd" if "bpd_mean" in s else "test_kl"
-        cols = {"T": s["T"], "bound_mean": s["bound_mean"], "bound_std": s["bound_std"],
+        cols = {"T": s["T"], "bound_mean": block["bound_mean"], "bound_std": block["bound_std"],
                 "test_mean": s[f"{test_key}_mean"], "test_std": s[f"{test_key}_std"]}
+        preset = f", U-Net {s['preset']}" if "preset" in s else ""
         meta = {"R": s["R"], "test_label": "test BPD" if test_key == "bpd" else "test KL",
-                "title": f"{s.get('data', '')} m={s['m']}, {s['iters']} iterations, seeds {s['seeds']}, {s['variant']}"}
+                "title": f"{s.get('data', '')} m={s['m']}, {s['iters']} iterations, seeds {s['seeds']}, {variant}{preset}"}
         return cols, meta
     if figure not in RUN_FIGURES:
         raise ConfigError(f"a run exports {', '.join(RUN_FIGURES)}; {figure!r} needs a sweep directory")
@@ -148,7 +154,7 @@ def _vae_table(source: dict, figure: str, smoothing: float) -> tuple[dict[str, l
 
 def export_figure(
     source_path: str | Path, figure: str, fmt: str = "pdf", width_in: float = 3.25, dpi: float = 300,
-    out: str | Path | None = None, smoothing: float = 0.9,
+    out: str | Path | None = None, smoothing: float = 0.9, variant: str | None = None,
 ) -> dict[str, Path]:
     """Write the figure, its CSV and its script; returns their paths."""
     if fmt not in FORMATS:
@@ -158,7 +164,7 @@ def export_figure(
     if fmt == "pgf" and not any(shutil.which(t) for t in ("pdflatex", "xelatex", "lualatex")):
         raise ConfigError("PGF export needs LaTeX (pdflatex, xelatex or lualatex) on the PATH; use pdf or svg instead")
     source = load_source(source_path)
-    columns, meta = figure_table(source, figure, smoothing)
+    columns, meta = figure_table(source, figure, smoothing, variant)
     target = Path(out) if out else Path(f"{source['name']}-{figure}.{fmt}")
     if target.suffix.lstrip(".") != fmt:
         target = target.with_suffix(f".{fmt}")

@@ -1,4 +1,5 @@
 import csv
+import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -89,6 +90,10 @@ def test_bound_vs_T_from_a_sweep(tmp_path):
                  "--out", str(tmp_path / "bvt.pdf")]) == 0
     rows = read_csv(tmp_path / "bvt.csv")
     assert [float(r["T"]) for r in rows] == [0.4, 1.0]
+    summary = json.loads((tmp_path / "sweep" / "summary.json").read_text())
+    assert [float(r["bound_mean"]) for r in rows] == summary["bound_mean"]
+    export_figure(tmp_path / "sweep", "bound-vs-T", "svg", out=tmp_path / "ref.svg", variant="reference-2d")
+    assert [float(r["bound_mean"]) for r in read_csv(tmp_path / "ref.csv")] == summary["variants"]["reference-2d"]["bound_mean"]
     with pytest.raises(ConfigError, match="needs a single run"):
         export_figure(tmp_path / "sweep", "loss", "pdf", out=tmp_path / "x.pdf")
 
