@@ -11,6 +11,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+from scipy.signal import lfilter
 
 MAX_WEIGHT = 0.999
 
@@ -25,13 +26,11 @@ def debiased_ema(values: Sequence[float] | np.ndarray, weight: float) -> np.ndar
     finite = np.isfinite(y)
     if finite.any() and np.all(y[finite] == y[finite][0]):
         return out  # constant: nothing to smooth, and no rounding drift
-    last, n = 0.0, 0
-    for i in range(y.size):
-        if not finite[i]:
-            continue
-        last = last * w + (1.0 - w) * y[i]
-        n += 1
-        out[i] = last / (1.0 - math.pow(w, n))
+    # The recurrence last_n = w last_{n-1} + (1 - w) y_n over the finite points, run in C by lfilter: the app
+    # smooths the whole loss curve at every redraw, and a Python loop there competed with training for the GIL.
+    values = y[finite]
+    n = np.arange(1, values.size + 1, dtype=np.float64)
+    out[finite] = lfilter([1.0 - w], [1.0, -w], values) / (1.0 - np.power(w, n))
     return out
 
 

@@ -7,6 +7,8 @@ import sys
 import time
 
 import torch
+import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~2 s holding the GIL in the worker,
+# which froze the window at the start of the first run; paid here once, before the window shows)
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QLabel, QMainWindow, QScrollArea, QSplitter, QVBoxLayout, QWidget
@@ -141,6 +143,8 @@ class MainWindow(QMainWindow):
         run = self.manager.runs[run_id]
         self.runs_table.add_run(run)
         self._select(run_id)
+        if not run.is_sweep and run.active:
+            self.plots.prepare(list(self.manager.runs.values()), self._selected)
 
     def _run_changed(self, run_id: int) -> None:
         run = self.manager.runs.get(run_id)
@@ -216,7 +220,8 @@ class MainWindow(QMainWindow):
                 self.samples.refresh(self._selected)
             else:
                 self.t_explorer.set_run(self._selected)
-        cost = time.perf_counter() - now
+        # the plots' paints since the last redraw count too: they run Python item code under the GIL
+        cost = time.perf_counter() - now + self.plots.graphics.take_paint_seconds()
         self._next_redraw = now + max(0.0, cost / MAX_REDRAW_DUTY - 1.0 / REDRAW_HZ)
 
     def closeEvent(self, event: QCloseEvent) -> None:

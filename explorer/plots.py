@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pyqtgraph as pg
@@ -31,11 +32,19 @@ VAE_BOUND_CURVES = (
 )
 
 
+LEFT_AXIS_WIDTH = 58
+
+
 def cache_axes(plot: pg.PlotItem) -> None:
     """Paint each axis into a cached pixmap: repainting a curve then only blits the axes, and an axis is
-    re-rendered only when its range (which sticky_range keeps still) changes."""
+    re-rendered only when its range (which sticky_range keeps still) changes. The left axis has a fixed width:
+    a tick label growing wider would otherwise re-lay out the whole plot column and repaint every axis."""
     for name in ("left", "bottom", "right", "top"):
         plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        plot.getAxis(name).setStyle(maxTextLevel=1)  # label major ticks only: half the text to lay out
+    left = plot.getAxis("left")
+    left.setStyle(autoExpandTextSpace=False)
+    left.setWidth(LEFT_AXIS_WIDTH)
 
 
 def bound_terms(ev: dict) -> dict[str, float]:
@@ -43,6 +52,25 @@ def bound_terms(ev: dict) -> dict[str, float]:
     scale = math.sqrt(2.0) * ev["R"]
     return {"score_matching": ev["score_matching"], "encoder_info": ev["encoder_info"],
             "encoder_prior": scale * ev["encoder_prior"], "generator": scale * ev["generator"]}
+
+
+class TimedGraphicsLayoutWidget(pg.GraphicsLayoutWidget):
+    """A GraphicsLayoutWidget that adds up the time its paints take, so the window's redraw budget can count
+    painting (Python item code holding the interpreter lock) and not only the data updates that cause it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.paint_seconds = 0.0
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        start = time.perf_counter()
+        super().paintEvent(event)
+        self.paint_seconds += time.perf_counter() - start
+
+    def take_paint_seconds(self) -> float:
+        """Paint time since the last call."""
+        spent, self.paint_seconds = self.paint_seconds, 0.0
+        return spent
 
 
 class MetricPlots(QWidget):
@@ -68,7 +96,7 @@ class MetricPlots(QWidget):
         controls.addWidget(self.terms_mode)
         controls.addWidget(self.fit_button)
 
-        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics = TimedGraphicsLayoutWidget()
         self.loss = self.graphics.addPlot(row=0, col=0, title="Training loss (DSM or −ELBO), held-out at evaluations")
         self.bound = self.graphics.addPlot(row=1, col=0, title="Bound and its terms (VAE: both bounds, test curve)")
         self.gap = self.graphics.addPlot(row=2, col=0, title="Test gap (test KL or BPD, and DSM gap; VAE: gaps)")
@@ -139,6 +167,20 @@ class MetricPlots(QWidget):
         self._drawn = {k: v for k, v in self._drawn.items() if k[0] in shown_ids}
         self._update_ranges(which)
 
+    def prepare(self, runs: list[RunState], selected: RunState | None) -> None:
+        """At a run's start (on the click, not while it trains): create its curves and legend entries and fix
+        the x axes to its planned steps, so that the first data repaint only curves, not the axes."""
+        self.refresh(runs, selected, force=True)
+        planned = self._planned_x()
+        if planned is None:
+            return
+        for name, plot in self.plots.items():
+            if name in self._user_zoomed:
+                continue
+            old = self._ranges.get(name, (None, None))
+            self._ranges[name] = ((0.0, planned), old[1])
+            plot.setXRange(0.0, planned, padding=0)
+
     def fit_to_data(self) -> None:
         """Forget the user's zoom and fit every plot to its data again."""
         self._user_zoomed.clear()
@@ -171,13 +213,27 @@ class MetricPlots(QWidget):
             if not len(x) or not len(y):
                 continue
             old = self._ranges.get(name, (None, None))
-            new_x = sticky_interval(old[0], float(x.min()), float(x.max()), anchor_zero=True)
+            planned = self._planned_x()
+            if planned is not None and float(x.max()) <= planned:
+                # the whole run's steps are known: fix the x axis once, so no x axis repaints while it trains
+                new_x = None if old[0] == (0.0, planned) else (0.0, planned)
+            else:
+                new_x = sticky_interval(old[0], float(x.min()), float(x.max()), anchor_zero=True)
             new_y = sticky_interval(old[1], float(y.min()), float(y.max()))
             if new_x is None and new_y is None:
                 continue
             rx, ry = new_x or old[0], new_y or old[1]
             self._ranges[name] = (rx, ry)
             plot.setRange(xRange=rx, yRange=ry, padding=0, update=True)
+
+    def _planned_x(self) -> float | None:
+        """The x extent of the shown runs when it is known up front: their planned steps on the step axis."""
+        if self.x_axis.currentIndex() != 0:
+            return None
+        planned = [r.planned_steps for r in self._runs if r.visible and not r.is_sweep]
+        if not planned or any(p is None for p in planned):
+            return None
+        return float(max(planned))
 
     def _curve(self, run: RunState, plot: str, series: str, **style) -> pg.PlotDataItem:
         key = (run.run_id, plot, series)

@@ -56,6 +56,16 @@ class RunState:
         return isinstance(self.config, VAEConfig)
 
     @property
+    def planned_steps(self) -> int | None:
+        """Training steps the run will take when it finishes (None when that is not known up front)."""
+        if self.is_sweep:
+            return None
+        if self.is_vae:
+            m = self.config.m
+            return None if m is None else self.config.epochs * -(-m // self.config.batch)
+        return self.config.iters
+
+    @property
     def is_sweep(self) -> bool:
         """Several models (a sweep or a T selection): shown against T rather than against steps."""
         return self.mode in ("sweep", "select")
