@@ -102,6 +102,7 @@ def select_t(
                 folders[float(event["T"])] = round_dir / event["run"]
                 yield {"kind": "evaluated", "T": float(event["T"]), "bound": record["total"],
                        "test_kl": event["test_kl"], "trainings": len(trained),
+                       **({"test_bpd": event["test_bpd"]} if "test_bpd" in event else {}),
                        "run_dir": str(folders[float(event["T"])]), "max_trainings": max_trainings}
             elif event["kind"] != "summary":
                 yield event

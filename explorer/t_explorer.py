@@ -26,6 +26,11 @@ T_MAX = 2.0
 PLAY_FPS = 20
 
 
+def test_metric(run: RunState) -> tuple[str, str]:
+    """The test metric a diffusion run is judged by: BPD for images, the KDE test KL for points."""
+    return ("test_bpd", "test BPD") if not run.is_vae and run.config.is_images else ("test_kl", "test KL")
+
+
 class TExplorer(QWidget):
     """A labeled float slider for T with play, and the views it drives."""
 
@@ -170,10 +175,11 @@ class TExplorer(QWidget):
     def _sweep_table(self, run: RunState) -> tuple[list[float], list[float], list[float], list[float]]:
         """Per grid T: bound mean, bound std, test KL mean over the seeds finished so far (or the T selection's
         trained points, in T order)."""
+        metric = test_metric(run)[0]
         if run.mode == "select":
             points = sorted(run.selection_points, key=lambda p: p["T"])
             return ([p["T"] for p in points], [p["bound"] for p in points], [0.0] * len(points),
-                    [p["test_kl"] for p in points])
+                    [p.get(metric, p["test_kl"]) for p in points])
         Ts, bounds, stds, kls = [], [], [], []
         for T in run.Ts:
             finals = [ev for ev in run.sweep_finals.values() if abs(ev["T"] - T) < 1e-9]
@@ -182,10 +188,13 @@ class TExplorer(QWidget):
                 Ts.append(T)
                 bounds.append(float(b.mean()))
                 stds.append(float(b.std(ddof=1)) if len(b) > 1 else 0.0)
-                kls.append(float(np.mean([ev["test_kl"] for ev in finals])))
+                kls.append(float(np.mean([ev.get(metric, ev["test_kl"]) for ev in finals])))
         return Ts, bounds, stds, kls
 
     def _draw_sweep_curves(self, run: RunState) -> None:
+        label = test_metric(run)[1]
+        self.sweep_plot.setTitle(f"Sweep: bound (left) and {label} (right) against T")
+        self.sweep_plot.getAxis("right").setLabel(label)
         Ts, bounds, stds, kls = self._sweep_table(run)
         x = np.array(Ts)
         self.bound_curve.setData(x, bounds)
@@ -207,7 +216,8 @@ class TExplorer(QWidget):
         seed = run.seeds[0]
         samples = self._grid_samples(run.folder / f"T{nearest:g}_seed{seed}")
         stars = self._sweep_stars
-        star_text = f"T* by bound {stars[0]}, T* by test KL {stars[1]}" if stars[0] is not None else "no run finished yet"
+        star_text = (f"T* by bound {stars[0]}, T* by {test_metric(run)[1]} {stars[1]}" if stars[0] is not None
+                     else "no run finished yet")
         if samples is None:
             self._clear()
             self.caption.setText(f"grid T = {nearest:g} (seed {seed}) has no samples yet; {star_text}")

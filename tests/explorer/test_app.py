@@ -236,3 +236,19 @@ def test_an_image_diffusion_run_from_the_form(qtbot, window):
     assert t.image.isVisible() and t.image.image.shape == (4 * 9 - 1, 4 * 9 - 1)  # 16 images, 4 x 4
     form.dataset.setCurrentText("swissroll")
     assert form.preset.currentText() == "paper" and form.R.value() == 5 and form.n_steps.isEnabled()
+
+
+def test_an_image_sweep_is_judged_by_test_bpd_in_the_t_explorer(qtbot, window, tmp_path):
+    from core.training.config import image_config
+    from explorer.run_state import RunState
+
+    run = RunState(1, "digits sweep", image_config(), tmp_path, (200, 0, 0), Ts=[0.2, 0.6], seeds=[0], mode="sweep",
+                   status="finished")
+    for T, bound, bpd in ((0.2, 9.0, 9.7), (0.6, 5.0, 8.0)):
+        run.sweep_finals[f"T{T:g}_seed0"] = {"T": T, "seed": 0, "bound": bound, "test_kl": 1e6, "test_bpd": bpd}
+    run.eval_revision = 1
+    t = window.t_explorer
+    t.set_run(run)
+    assert list(t.kl_curve.yData) == [9.7, 8.0]
+    assert t.sweep_plot.getAxis("right").labelText == "test BPD"
+    assert t._sweep_stars == (0.6, 0.6)
