@@ -23,29 +23,41 @@ def load_points_file(path: str | Path) -> np.ndarray:
     if not p.is_file():
         raise DataError(f"{p}: no such file")
     suffix = p.suffix.lower()
+    if suffix in (".npy", ".npz"):
+        arr = load_numeric_array(p, ("x", "data"), "points")
+    elif suffix in (".csv", ".txt"):
+        try:
+            arr = _read_text(p)
+        except (ValueError, OSError) as exc:
+            raise DataError(f"{p}: cannot be read as an array ({exc})") from None
+    else:
+        raise DataError(f"{p}: unsupported file type {suffix or '(none)'}; use {', '.join(POINT_FILE_SUFFIXES)}")
+    return validate_points(arr, name=str(p))
+
+
+def load_numeric_array(p: Path, names: tuple[str, ...], what: str) -> np.ndarray:
+    """A numeric array from .npy, or from .npz (the first of ``names`` present, or its only array), read with
+    allow_pickle=False so that nothing in the file is executed; a DataError names the file and the problem."""
     try:
-        if suffix == ".npy":
+        if p.suffix.lower() == ".npy":
             arr = np.load(p, allow_pickle=False)
-        elif suffix == ".npz":
+        else:
             with np.load(p, allow_pickle=False) as archive:
                 keys = list(archive.keys())
                 if not keys:
                     raise DataError(f"{p}: the archive holds no arrays")
-                key = "x" if "x" in keys else "data" if "data" in keys else keys[0] if len(keys) == 1 else None
+                key = next((k for k in names if k in keys), keys[0] if len(keys) == 1 else None)
                 if key is None:
-                    raise DataError(f"{p}: holds several arrays ({', '.join(keys)}); name the points 'x' or 'data'")
+                    raise DataError(f"{p}: holds several arrays ({', '.join(keys)}); name the {what} "
+                                    f"{' or '.join(repr(n) for n in names[:2])}")
                 arr = archive[key]
-        elif suffix in (".csv", ".txt"):
-            arr = _read_text(p)
-        else:
-            raise DataError(f"{p}: unsupported file type {suffix or '(none)'}; use {', '.join(POINT_FILE_SUFFIXES)}")
     except DataError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{p}: cannot be read as an array ({exc})") from None
     if arr.dtype.kind not in "fiub":
         raise DataError(f"{p}: holds {arr.dtype} values, not numbers")
-    return validate_points(arr, name=str(p))
+    return arr
 
 
 def _read_text(p: Path) -> np.ndarray:

@@ -9,13 +9,13 @@ unreadable image, empty folder, NaN, values out of range).
 from __future__ import annotations
 
 import gzip
-import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from .files import load_numeric_array
 
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 CIFAR_RECORD = 1 + 3 * 32 * 32
@@ -99,26 +99,9 @@ def load_image_array(path: str | Path) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such file")
-    try:
-        if p.suffix.lower() == ".npy":
-            arr = np.load(p, allow_pickle=False)
-        elif p.suffix.lower() == ".npz":
-            with np.load(p, allow_pickle=False) as archive:
-                keys = list(archive.keys())
-                if not keys:
-                    raise DataError(f"{p}: the archive holds no arrays")
-                key = next((k for k in ("images", "x", "data") if k in keys), keys[0] if len(keys) == 1 else None)
-                if key is None:
-                    raise DataError(f"{p}: holds several arrays ({', '.join(keys)}); name the images 'images' or 'x'")
-                arr = archive[key]
-        else:
-            raise DataError(f"{p}: unsupported image array type {p.suffix or '(none)'}; use .npy or .npz")
-    except DataError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{p}: cannot be read as an array ({exc})") from None
-    if arr.dtype.kind not in "fiub":
-        raise DataError(f"{p}: holds {arr.dtype} values, not numbers")
+    if p.suffix.lower() not in (".npy", ".npz"):
+        raise DataError(f"{p}: unsupported image array type {p.suffix or '(none)'}; use .npy or .npz")
+    arr = load_numeric_array(p, ("images", "x", "data"), "images")
     return scale_to_unit(to_nchw(arr, str(p)), str(p))
 
 

@@ -17,6 +17,18 @@ from torch import nn
 from ..sde import VPSDE
 
 
+def check_state_shapes(expected: dict[str, tuple[int, ...]], state: dict[str, torch.Tensor]) -> None:
+    """Raise ValueError naming missing, unexpected and wrongly shaped weights when ``state`` does not fit."""
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if got != expected:
+        missing = sorted(set(expected) - set(got))
+        extra = sorted(set(got) - set(expected))
+        wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+        raise ValueError(
+            f"weights do not fit this network: missing {missing[:5]}, unexpected {extra[:5]}, wrong shape {wrong[:5]}"
+        )
+
+
 class EnsembleMLP(nn.Module):
     """E independent MLPs evaluated together; inputs and outputs carry a leading member axis."""
 
@@ -78,15 +90,7 @@ class EnsembleMLP(nn.Module):
     @torch.no_grad()
     def load_member_state_dict(self, e: int, state: dict[str, torch.Tensor]) -> None:
         """Set member e's parameters from a dict made by ``member_state_dict``; shapes are checked."""
-        expected = {k: tuple(v.shape) for k, v in self.member_state_dict(0).items()}
-        got = {k: tuple(v.shape) for k, v in state.items()}
-        if got != expected:
-            missing = sorted(set(expected) - set(got))
-            extra = sorted(set(got) - set(expected))
-            wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
-            raise ValueError(
-                f"weights do not fit this network: missing {missing}, unexpected {extra}, wrong shape {wrong}"
-            )
+        check_state_shapes({k: tuple(v.shape) for k, v in self.member_state_dict(0).items()}, state)
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             weight[e].copy_(state[f"layers.{i}.weight"].t())
             bias[e, 0].copy_(state[f"layers.{i}.bias"])

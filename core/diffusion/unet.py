@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from ..errors import ConfigError
 from ..sde import VPSDE
+from .score_mlp import check_state_shapes
 
 
 @dataclass(frozen=True)
@@ -237,14 +238,6 @@ class EnsembleUNet(nn.Module):
     @torch.no_grad()
     def load_member_state_dict(self, e: int, state: dict[str, torch.Tensor]) -> None:
         """Set member e's parameters from a dict made by ``member_state_dict``; shapes are checked."""
-        expected = {name: tuple(p.shape[1:]) for name, p in zip(self.names, self.stacked)}
-        got = {k: tuple(v.shape) for k, v in state.items()}
-        if got != expected:
-            missing = sorted(set(expected) - set(got))
-            extra = sorted(set(got) - set(expected))
-            wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
-            raise ValueError(
-                f"weights do not fit this network: missing {missing[:5]}, unexpected {extra[:5]}, wrong shape {wrong[:5]}"
-            )
+        check_state_shapes({name: tuple(p.shape[1:]) for name, p in zip(self.names, self.stacked)}, state)
         for name, p in zip(self.names, self.stacked):
             p[e].copy_(state[name])
