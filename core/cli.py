@@ -97,7 +97,11 @@ def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = Fals
                    help=f"Monte Carlo samples per point (default {d.mc_samples} for points, "
                    f"{IMAGE_DEFAULTS['mc_samples']} for images)")
     p.add_argument("--n-gen", type=int, default=None, dest="n_gen",
-                   help=f"generated samples per evaluation (default {d.n_gen} for points, {IMAGE_DEFAULTS['n_gen']} for images)")
+                   help=f"generated samples per draw (default {d.n_gen} for points, {IMAGE_DEFAULTS['n_gen']} for images)")
+    p.add_argument("--test-kl-draws", type=int, default=None, dest="test_kl_draws",
+                   help=f"independent draws of --n-gen samples per evaluation; the test KL is their mean and its "
+                   f"standard error their spread (default {d.test_kl_draws} for points, "
+                   f"{IMAGE_DEFAULTS['test_kl_draws']} for images, whose test metric is BPD)")
     p.add_argument("--score-reg", type=float, default=d.score_reg, dest="score_reg",
                    help="lambda of the score-norm regulariser, DSM + lambda E|s|^2 (default %(default)s: off)")
     p.add_argument("--device", default=d.device, help="torch device, e.g. cpu or cuda (default %(default)s)")
@@ -141,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-DATA_DEPENDENT = ("m", "n_test", "iters", "batch", "lr", "R", "mc_samples", "n_gen", "preset", "step_size")
+DATA_DEPENDENT = ("m", "n_test", "iters", "batch", "lr", "R", "mc_samples", "n_gen", "test_kl_draws", "preset", "step_size")
 
 
 def _config_from(args: argparse.Namespace, **extra) -> DiffusionConfig:
@@ -252,7 +256,7 @@ def _print_run_table(r: dict) -> None:
     for term in SHOWN_TERMS:
         print(f"  {term:<14} {r[term]:.4f}")
     print(f"  sum_beta       {r['sum_beta']:.2f}")
-    print(f"  test_kl        {r['test_kl']:.4f}")
+    print(f"  test_kl        {r['test_kl']:.4f} ± {_se(r.get('test_kl_se'))}  ({r.get('test_kl_draws', 1)} draws)")
     if "test_bpd" in r:
         print(f"  test_bpd       {r['test_bpd']:.4f} ± {r['test_bpd_se']:.4f}")
     print(f"  dsm_gap        {r['dsm_gap']:.4f}  (held-out {r['dsm_test']:.4f} - train {r['dsm_train']:.4f})")
@@ -296,27 +300,40 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_RUN_FAILED if errors else 0
 
 
+def _se(value: float | None) -> str:
+    """A standard error for a table: 'n/a' where there is none (a single draw)."""
+    return "n/a" if value is None or value != value else f"{value:.4f}"
+
+
 def _test_metric(record: dict) -> str:
     if "test_bpd" in record:
-        return f"test BPD {record['test_bpd']:.4f}  test KL {record['test_kl']:.4g}"
-    return f"test KL {record['test_kl']:.4f}"
+        return f"test BPD {record['test_bpd']:.4f} ± {_se(record.get('test_bpd_se'))}  test KL {record['test_kl']:.4g}"
+    return f"test KL {record['test_kl']:.4f} ± {_se(record.get('test_kl_se'))}"
 
 
 def _print_sweep_table(s: dict) -> None:
     preset = f" preset={s['preset']}" if "preset" in s else ""
     print(f"sweep: {s['data']} m={s['m']} iters={s['iters']} seeds={s['seeds']} variant={s['variant']} R={s['R']:g}{preset}")
     bpd = "bpd_mean" in s
-    print(f"{'T':>5} {'bound':>20} {'test KL':>18}" + (f" {'test BPD':>15}" if bpd else "")
+    print("bound and test metrics: mean ± sd over seeds; se: Monte Carlo standard error of the test metric's seed mean")
+    print(f"{'T':>5} {'bound':>20} {'test KL':>18} {'se':>7}" + (f" {'test BPD':>15} {'se':>7}" if bpd else "")
           + f" {'sm':>8} {'enc_info':>9} {'enc_prior':>9} {'generator':>9} {'L':>8}")
     tm = s["terms_mean"]
     for i, T in enumerate(s["T"]):
-        line = f"{T:5.2f} {s['bound_mean'][i]:10.4g}±{s['bound_std'][i]:<9.3g} {s['test_kl_mean'][i]:8.4g}±{s['test_kl_std'][i]:<9.3g}"
+        line = (f"{T:5.2f} {s['bound_mean'][i]:10.4g}±{s['bound_std'][i]:<9.3g} {s['test_kl_mean'][i]:8.4g}±"
+                f"{s['test_kl_std'][i]:<9.3g} {_se(s['test_kl_se'][i]):>7}")
         if bpd:
-            line += f" {s['bpd_mean'][i]:7.4f}±{s['bpd_std'][i]:<7.4f}"
+            line += f" {s['bpd_mean'][i]:7.4f}±{s['bpd_std'][i]:<7.4f} {_se(s['bpd_se'][i]):>7}"
         print(line + f" {tm['score_matching'][i]:8.4f} {tm['encoder_info'][i]:9.4f} {tm['encoder_prior'][i]:9.4f}"
               f" {tm['generator'][i]:9.4f} {s['L_mean'][i]:8.3f}")
-    extra = f"   T* by test BPD: {s['T_star_bpd']}" if bpd else ""
-    print(f"T* by bound: {s['T_star_bound']}   T* by test KL: {s['T_star_test_kl']}{extra}")
+    print(f"T* by bound: {s['T_star_bound']}")
+    print(f"T* by test KL: {s['T_star_test_kl']}; within 2 SE of it: {_grid(s['T_near_best_test_kl'])}")
+    if bpd:
+        print(f"T* by test BPD: {s['T_star_bpd']}; within 2 SE of it: {_grid(s['T_near_best_bpd'])}")
+
+
+def _grid(Ts: list[float]) -> str:
+    return ", ".join(f"{T:g}" for T in Ts) if Ts else "none"
 
 
 def cmd_select_t(args: argparse.Namespace) -> int:

@@ -101,8 +101,8 @@ def select_t(
                 trained[float(event["T"])] = record
                 folders[float(event["T"])] = round_dir / event["run"]
                 yield {"kind": "evaluated", "T": float(event["T"]), "bound": record["total"],
-                       "test_kl": event["test_kl"], "trainings": len(trained),
-                       **({"test_bpd": event["test_bpd"]} if "test_bpd" in event else {}),
+                       "test_kl": event["test_kl"], "test_kl_se": event.get("test_kl_se"), "trainings": len(trained),
+                       **({"test_bpd": event["test_bpd"], "test_bpd_se": event["test_bpd_se"]} if "test_bpd" in event else {}),
                        "run_dir": str(folders[float(event["T"])]), "max_trainings": max_trainings}
             elif event["kind"] != "summary":
                 yield event

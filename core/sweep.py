@@ -27,6 +27,7 @@ from .errors import ConfigError
 from .checkpoint import CHECKPOINT_NAME, CheckpointWriter
 from .io.atomic import atomic_write_json
 from .io.run_dir import ARRAY_KEYS, RunWriter
+from .metrics.near_best import mean_se, near_best
 from .training.config import DiffusionConfig
 from .training.diffusion import train_diffusion_ensemble
 from .training.evaluate import applicable_variants
@@ -215,7 +216,8 @@ def summarize(
     finals: dict[str, dict],
     errors: dict[str, str],
 ) -> dict:
-    """Mean and standard deviation over seeds per T, for the chosen variant and every other one."""
+    """Mean and standard deviation over seeds per T, for the chosen variant and every other one; the test
+    metric's Monte Carlo standard error of the seed mean per T, and the T values within 2 SE of its minimum."""
     by_T: dict[float, list[dict]] = {float(T): [] for T in Ts}
     for run in runs:
         if run.name in finals:
@@ -240,22 +242,28 @@ def summarize(
                 "L_mean": L_mean, "T_star_bound": _argmin(Ts, bound_mean)}
 
     test_kl_mean, test_kl_std = stats([[r["test_kl"] for r in by_T[float(T)]] for T in Ts])
+    test_kl_se = [mean_se([r.get("test_kl_se") for r in by_T[float(T)]]) for T in Ts]
     dsm_gap_mean, _ = stats([[r["dsm_gap"] for r in by_T[float(T)]] for T in Ts])
     nn_mean, _ = stats([[r["nn_dist_mean"] for r in by_T[float(T)]] for T in Ts])
     chosen = variant_block(base.variant)
     images = {}
     if base.is_images:
         bpd_mean, bpd_std = stats([[r.get("test_bpd") for r in by_T[float(T)]] for T in Ts])
-        images = {"bpd_mean": bpd_mean, "bpd_std": bpd_std, "T_star_bpd": _argmin(Ts, bpd_mean), "preset": base.preset,
+        bpd_se = [mean_se([r.get("test_bpd_se") for r in by_T[float(T)]]) for T in Ts]
+        images = {"bpd_mean": bpd_mean, "bpd_std": bpd_std, "bpd_se": bpd_se, "T_star_bpd": _argmin(Ts, bpd_mean),
+                  "T_near_best_bpd": near_best(Ts, bpd_mean, bpd_se), "preset": base.preset,
                   "step_size": base.step_size}
     return {
         "T": [float(T) for T in Ts],
         **chosen,
         "test_kl_mean": test_kl_mean,
         "test_kl_std": test_kl_std,
+        "test_kl_se": test_kl_se,
         "dsm_gap_mean": dsm_gap_mean,
         "nn_dist_mean": nn_mean,
         "T_star_test_kl": _argmin(Ts, test_kl_mean),
+        "T_near_best_test_kl": near_best(Ts, test_kl_mean, test_kl_se),
+        "test_kl_draws": base.test_kl_draws,
         "variant": base.variant,
         "R": base.R,
         "m": base.m,

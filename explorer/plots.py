@@ -13,7 +13,7 @@ from superqt import QLabeledDoubleSlider
 
 from core.smoothing import MAX_WEIGHT, debiased_ema, decimate
 
-from .run_state import RunState
+from .run_state import RunState, metric_text
 from .sticky_range import sticky_interval
 
 MAX_DISPLAY_POINTS = 2000
@@ -344,7 +344,7 @@ class MetricPlots(QWidget):
                 parts.append(f"epoch {ev['epoch']}: bounds {ev['bound_encoder_only']:.2f} / "
                              f"{ev['bound_encoder_generator']:.2f}, test curve {ev['test_curve']:.2f}")
             else:
-                parts.append(f"eval @ {ev['step']}: bound {ev['bound']:.3f}, test KL {ev['test_kl']:.3f}")
+                parts.append(f"eval @ {ev['step']}: bound {ev['bound']:.3f}, {metric_text(ev)}")
         self.cursor_label.setText("   ".join(parts))
 
     def _mouse_moved(self, pos) -> None:

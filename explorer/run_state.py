@@ -147,3 +147,9 @@ class RunState:
 
     def __post_init__(self) -> None:
         self._group_steps: dict[tuple, tuple[int, int]] = {}
+
+
+def metric_text(record: dict, key: str = "test_kl", label: str = "test KL") -> str:
+    """'test KL 0.512 ± 0.014': a test metric with its Monte Carlo standard error when the record has one."""
+    se = record.get(f"{key}_se")
+    return f"{label} {record[key]:.3f}" + (f" ± {se:.3f}" if se is not None and np.isfinite(se) else "")

@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSlider, QVBoxLayout, QWidget
 
-from .run_state import RunState
+from .run_state import RunState, metric_text
 from .training_points import training_points
 
 
@@ -84,7 +84,7 @@ class SamplesPanel(QWidget):
         self.image_item.setVisible(False)
         self.gen_item.setData(pos=pts[:, :2], brush=pg.mkBrush(*run.colour, 160))
         self.label.setText(f"evaluation {index + 1}/{len(run.samples)} at step {ev['step']}: "
-                           f"test KL {ev['test_kl']:.3f}, bound {ev['bound']:.3f} (R={ev['R']:g})")
+                           f"{metric_text(ev)}, bound {ev['bound']:.3f} (R={ev['R']:g})")
 
 
 MAX_GRID = 64

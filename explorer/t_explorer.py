@@ -16,8 +16,9 @@ from superqt import QLabeledDoubleSlider
 from core.encoder_view import encoder_view, encoder_view_images, fixed_noise
 from core.errors import RunFileError
 from core.io.run_dir import read_run
+from core.metrics.near_best import mean_se, near_best
 
-from .run_state import RunState
+from .run_state import RunState, metric_text
 from .samples_panel import MAX_GRID, as_images, image_grid
 from .training_points import training_points
 
@@ -71,6 +72,8 @@ class TExplorer(QWidget):
         self.kl_view.setXLink(self.sweep_plot)
         self.kl_curve = pg.PlotDataItem(pen=pg.mkPen((204, 0, 0), width=2), symbol="s", symbolSize=6)
         self.kl_view.addItem(self.kl_curve)
+        self.kl_band = pg.ErrorBarItem(pen=pg.mkPen((204, 0, 0, 120)))  # +-2 SE of the test metric's seed mean
+        self.kl_view.addItem(self.kl_band)
         self.sweep_plot.getViewBox().sigResized.connect(
             lambda: self.kl_view.setGeometry(self.sweep_plot.getViewBox().sceneBoundingRect()))
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((90, 90, 90), style=Qt.PenStyle.DashLine))
@@ -99,6 +102,7 @@ class TExplorer(QWidget):
         self._sample_cache: dict[tuple, np.ndarray | None] = {}
         self._drawn_revision = None
         self._sweep_stars: tuple[float | None, float | None] = (None, None)
+        self._near_best: list[float] = []
         self.sweep_plot.setVisible(False)
 
     def set_run(self, run: RunState | None) -> None:
@@ -172,15 +176,15 @@ class TExplorer(QWidget):
                              f"(from π at t = {run.config.T:g} down to the samples at t = 0), "
                              f"frame {i + 1}/{len(run.frame_times)}")
 
-    def _sweep_table(self, run: RunState) -> tuple[list[float], list[float], list[float], list[float]]:
-        """Per grid T: bound mean, bound std, test KL mean over the seeds finished so far (or the T selection's
-        trained points, in T order)."""
+    def _sweep_table(self, run: RunState) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
+        """Per grid T: bound mean, bound std, test metric mean over the seeds finished so far and its Monte Carlo
+        standard error (or the T selection's trained points, in T order)."""
         metric = test_metric(run)[0]
         if run.mode == "select":
             points = sorted(run.selection_points, key=lambda p: p["T"])
             return ([p["T"] for p in points], [p["bound"] for p in points], [0.0] * len(points),
-                    [p.get(metric, p["test_kl"]) for p in points])
-        Ts, bounds, stds, kls = [], [], [], []
+                    [p.get(metric, p["test_kl"]) for p in points], [mean_se([p.get(f"{metric}_se")]) for p in points])
+        Ts, bounds, stds, kls, ses = [], [], [], [], []
         for T in run.Ts:
             finals = [ev for ev in run.sweep_finals.values() if abs(ev["T"] - T) < 1e-9]
             if finals:
@@ -189,18 +193,21 @@ class TExplorer(QWidget):
                 bounds.append(float(b.mean()))
                 stds.append(float(b.std(ddof=1)) if len(b) > 1 else 0.0)
                 kls.append(float(np.mean([ev.get(metric, ev["test_kl"]) for ev in finals])))
-        return Ts, bounds, stds, kls
+                ses.append(mean_se([ev.get(f"{metric}_se") for ev in finals]))
+        return Ts, bounds, stds, kls, ses
 
     def _draw_sweep_curves(self, run: RunState) -> None:
         label = test_metric(run)[1]
         self.sweep_plot.setTitle(f"Sweep: bound (left) and {label} (right) against T")
         self.sweep_plot.getAxis("right").setLabel(label)
-        Ts, bounds, stds, kls = self._sweep_table(run)
+        Ts, bounds, stds, kls, ses = self._sweep_table(run)
         x = np.array(Ts)
         self.bound_curve.setData(x, bounds)
         self.kl_curve.setData(x, kls)
+        self._near_best = near_best(Ts, kls, ses)
         if len(x):
             self.bound_band.setData(x=x, y=np.array(bounds), height=2 * np.array(stds))
+            self.kl_band.setData(x=x, y=np.array(kls), height=4 * np.nan_to_num(np.array(ses, dtype=float)))
             ib, ik = int(np.argmin(bounds)), int(np.argmin(kls))
             self.star_bound.setData([x[ib]], [bounds[ib]])
             self.star_kl.setData([x[ik]], [kls[ik]])
@@ -216,8 +223,9 @@ class TExplorer(QWidget):
         seed = run.seeds[0]
         samples = self._grid_samples(run.folder / f"T{nearest:g}_seed{seed}")
         stars = self._sweep_stars
-        star_text = (f"T* by bound {stars[0]}, T* by {test_metric(run)[1]} {stars[1]}" if stars[0] is not None
-                     else "no run finished yet")
+        near = ", ".join(f"{t:g}" for t in self._near_best) or "none"
+        star_text = (f"T* by bound {stars[0]}, T* by {test_metric(run)[1]} {stars[1]} (within 2 SE of it: {near})"
+                     if stars[0] is not None else "no run finished yet")
         if samples is None:
             self._clear()
             self.caption.setText(f"grid T = {nearest:g} (seed {seed}) has no samples yet; {star_text}")
@@ -238,7 +246,7 @@ class TExplorer(QWidget):
         done = (f"T* = {run.selection['T_star']:g} (bound {run.selection['bound_at_T_star']:.3f}) after "
                 f"{run.selection['trainings']} trainings" if run.selection else f"{len(points)} trained so far")
         self.caption.setText(f"model trained at T = {nearest['T']:g} (bound {nearest['bound']:.3f}, "
-                             f"test KL {nearest['test_kl']:.3f}); {done}")
+                             f"{metric_text(nearest)}); {done}")
 
     def _grid_samples(self, folder: Path) -> np.ndarray | None:
         path = folder / "samples.safetensors"

@@ -33,6 +33,7 @@ class DiffusionConfig:
     n_steps: int = 1000
     mc_samples: int = 1000
     n_gen: int = 1000
+    test_kl_draws: int = 8  # independent generator draws of n_gen samples per evaluation: the test KL's error bar
     kde_bandwidth: float = 0.1
     dsm_eval_draws: int = 20
     hidden: int = 128
@@ -92,6 +93,7 @@ class DiffusionConfig:
         int_at_least("eval_every", self.eval_every, 0)
         int_at_least("mc_samples (K)", self.mc_samples, 1)
         int_at_least("n_gen", self.n_gen, 2)
+        int_at_least("test_kl_draws", self.test_kl_draws, 1)
         int_at_least("dsm_eval_draws", self.dsm_eval_draws, 1)
         int_at_least("hidden", self.hidden, 1)
         int_at_least("frame_every", self.frame_every, 0)
@@ -118,6 +120,7 @@ class DiffusionConfig:
 
 IMAGE_DEFAULTS = {
     "m": 16, "n_test": 100, "batch": 128, "lr": 1e-3, "R": 4000.0, "mc_samples": 100, "n_gen": 100,
+    "test_kl_draws": 1,
     "step_size": 0.001, "preset": "small", "iters": 2000, "variant": "exact", "dsm_eval_draws": 5,
 }
 

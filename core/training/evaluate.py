@@ -24,7 +24,7 @@ from ..diffusion.elbo import test_bpd
 from ..diffusion.noise import normal
 from ..diffusion.sampler import euler_maruyama
 from ..diffusion.score_mlp import EnsembleMLP
-from ..metrics.kde import kde_kl
+from ..metrics.kde import kde_kl_draws
 from ..metrics.memorization import memorization_summary
 from ..sde import VPSDE
 from ..seeding import torch_generator
@@ -80,7 +80,9 @@ def evaluate_ensemble(
         bpd_mean, bpd_se = test_bpd(model, sde, x_test, T, gens)
         x_train = logit_transform(dequantize(x_train, gens))[0]
         x_test = logit_transform(dequantize(x_test, gens))[0]
-    y0 = normal(gens, (first.n_gen, x_train.shape[-1]), device)
+    # D independent draws of n_gen samples in one pass: the test KL's error bar, and L over all D * n_gen samples.
+    n_gen, n_draws = first.n_gen, first.test_kl_draws
+    y0 = normal(gens, (n_draws * n_gen, x_train.shape[-1]), device)
     generated = euler_maruyama(
         model, sde, y0, T, first.steps, gens, frame_every=first.frame_every or None, should_stop=should_stop
     )
@@ -106,7 +108,9 @@ def evaluate_ensemble(
             variant = VARIANTS[name]
             bounds[name] = _bound_for(variant, cfg, x_train[e], score_matching, float(L_by_method[variant.lipschitz][e]), gens[e], sde)
         chosen = bounds[cfg.variant]
-        samples = generated.samples[e]
+        draws = generated.samples[e].reshape(n_draws, n_gen, -1)
+        test_kl = kde_kl_draws(x_test[e], draws, cfg.kde_bandwidth)
+        samples = draws[0]
         shown = inverse_logit(samples) if images else samples
         record = {
             "kind": "eval",
@@ -115,7 +119,9 @@ def evaluate_ensemble(
             "bound": chosen["total"],
             **{k: v for k, v in chosen.items() if k != "total"},
             "bounds": bounds,
-            "test_kl": kde_kl(x_test[e], samples, cfg.kde_bandwidth),
+            "test_kl": test_kl.mean,
+            "test_kl_se": test_kl.se,
+            "test_kl_draws": n_draws,
             "dsm_train": float(dsm_train[e]),
             "dsm_test": float(dsm_test[e]),
             "dsm_gap": float(dsm_test[e] - dsm_train[e]),
@@ -126,7 +132,7 @@ def evaluate_ensemble(
             record["test_bpd"] = float(bpd_mean[e])
             record["test_bpd_se"] = float(bpd_se[e])
         if generated.frames is not None:
-            frames = generated.frames[e]
+            frames = generated.frames[e][:, :n_gen]
             record["frames"] = (inverse_logit(frames) if images else frames).float().cpu().numpy()
             record["frame_times"] = generated.frame_times[e].float().cpu().numpy()
         records.append(record)
