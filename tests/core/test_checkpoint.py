@@ -1,17 +1,13 @@
 import json
 import pickle
-import signal
-import subprocess
 import sys
-import textwrap
-import time
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint, parse_checkpoint
+from core.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint, parse_checkpoint, save_checkpoint
 from core.cli import main
 from core.training.diffusion import train_diffusion
 
@@ -144,24 +140,28 @@ def test_random_bytes_always_raise_checkpoint_error(data):
         parse_checkpoint(data)
 
 
-def test_a_crash_in_the_middle_of_a_save_leaves_the_previous_checkpoint_readable(trained, tmp_path):
+def test_a_save_that_fails_at_the_rename_leaves_the_previous_checkpoint_untouched(trained, monkeypatch):
+    # The save writes the whole new file beside the target and renames it over the target as its last step.
+    # Making that rename fail shows that until then the old file is never touched, and nothing is left behind.
+    import os
+
+    import core.io.atomic as atomic
+
     path, _ = trained
-    before = load_checkpoint(path)
-    script = textwrap.dedent(f"""
-        import numpy as np
-        from core.checkpoint import load_checkpoint, save_checkpoint
-        c = load_checkpoint({str(path)!r})
-        big = {{i: np.random.default_rng(i).normal(size=(400_000, 2)).astype(np.float32) for i in range(12)}}
-        print("ready", flush=True)
-        while True:
-            save_checkpoint({str(path)!r}, model="dm", config=c.config, history=c.history, weights=c.weights,
-                            train_state=c.train_state, samples=big)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(0.4)  # in the middle of writing ~40 MB
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    after = load_checkpoint(path)  # the old file or a complete new one, never a torn one
-    assert after.config == before.config and after.step == before.step
-    assert all(np.array_equal(after.weights[k], before.weights[k]) for k in before.weights)
+    before = path.read_bytes()
+    old = load_checkpoint(path)
+    staged = []
+
+    def failing_replace(src, dst):
+        staged.append((src, dst, parse_checkpoint(open(src, "rb").read())))  # the new file is complete here
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(path, model="dm", config=old.config, history=old.history[:3], weights=old.weights,
+                        train_state=old.train_state, samples={})
+    (src, dst, new), = staged
+    assert os.path.dirname(src) == str(path.parent) and str(dst) == str(path)
+    assert len(new.history) == 3
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]

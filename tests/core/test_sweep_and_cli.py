@@ -1,6 +1,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from core.cli import main
@@ -46,10 +47,16 @@ def test_cli_train_writes_a_run_directory(tmp_path, capsys):
     assert main(["train", "dm", *TINY, "--T", "0.6", "--seed", "0", "--eval-every", "3", "--out", str(out), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["step"] == 6 and result["variant"] == "exact" and math.isfinite(result["bound"])
-    assert (out / "config.json").exists() and (out / "weights.safetensors").exists()
     lines = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert {line["kind"] for line in lines} == {"start", "step", "eval", "end"}
-    assert sum(line["kind"] == "eval" for line in lines) == 2
+    evals = [line for line in lines if line["kind"] == "eval"]
+    assert [e["step"] for e in evals] == [3, 6]
+    for key in ("bound", "test_kl", "test_kl_se", "L", "generator", "encoder_info"):
+        assert result[key] == evals[-1][key], key
+    run = read_run(out)
+    assert run.config["T"] == 0.6 and run.config["m"] == 24 and run.config["iters"] == 6
+    assert sorted(run.samples) == ["step_3", "step_6"] and run.samples["step_6"].shape == (1000, 2)
+    assert {k: v.shape for k, v in run.weights.items()}["layers.0.weight"] == (128, 3)
 
 
 def test_cli_sweep_json_has_the_documented_keys(tmp_path, capsys):
@@ -58,14 +65,29 @@ def test_cli_sweep_json_has_the_documented_keys(tmp_path, capsys):
                  "--variant", "reference-2d", "--R", "5", "--out", str(out), "--json"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
-    for key in ("T", "bound_mean", "bound_std", "test_kl_mean", "test_kl_std", "terms_mean", "L_mean",
-                "T_star_bound", "T_star_test_kl", "variant", "R", "m", "iters", "seeds"):
+    for key in ("T", "bound_mean", "bound_std", "test_kl_mean", "test_kl_std", "test_kl_se", "terms_mean", "L_mean",
+                "T_star_bound", "T_star_test_kl", "T_near_best_test_kl", "variant", "R", "m", "iters", "seeds"):
         assert key in summary, key
     assert summary["T"] == [0.4, 0.8] and summary["variant"] == "reference-2d" and summary["seeds"] == [0, 1]
     assert set(summary["terms_mean"]) == {"score_matching", "encoder_info", "encoder_prior", "generator"}
     assert all(len(v) == 2 for v in summary["terms_mean"].values())
-    assert summary["T_star_bound"] in (0.4, 0.8)
     assert json.loads((out / "summary.json").read_text()) == summary
+    # Rebuild the aggregate from the runs' own final evaluations.
+    finals = {(T, seed): read_run(out / f"T{T:g}_seed{seed}").records("eval")[-1] for T in (0.4, 0.8) for seed in (0, 1)}
+    for i, T in enumerate((0.4, 0.8)):
+        bounds = np.array([finals[T, s]["bound"] for s in (0, 1)])
+        kls = np.array([finals[T, s]["test_kl"] for s in (0, 1)])
+        ses = np.array([finals[T, s]["test_kl_se"] for s in (0, 1)])
+        assert summary["bound_mean"][i] == pytest.approx(bounds.mean()) and summary["bound_std"][i] == pytest.approx(bounds.std(ddof=1))
+        assert summary["test_kl_mean"][i] == pytest.approx(kls.mean())
+        assert summary["test_kl_se"][i] == pytest.approx(math.sqrt((ses**2).sum()) / 2)
+        assert finals[T, 0]["test_kl_draws"] == 8 and ses.min() > 0
+    assert summary["T_star_bound"] == [0.4, 0.8][int(np.argmin(summary["bound_mean"]))]
+    best = int(np.argmin(summary["test_kl_mean"]))
+    assert summary["T_star_test_kl"] == [0.4, 0.8][best]
+    km, ks = summary["test_kl_mean"], summary["test_kl_se"]
+    near = [T for j, T in enumerate((0.4, 0.8)) if km[j] - km[best] <= 2 * math.hypot(ks[j], ks[best])]
+    assert summary["T_near_best_test_kl"] == near and summary["T_star_test_kl"] in near
 
 
 @pytest.mark.parametrize(

@@ -30,10 +30,26 @@ def test_records_have_the_documented_shape(tiny_config):
         assert isinstance(last[key], (int, float)) and math.isfinite(last[key]), key
     assert last["samples"].shape == (64, 2)
     assert set(last["bounds"]) == {"exact", "reference-2d", "reference-images"}
-    terms = last["bounds"]["exact"]
-    total = terms["score_matching"] + terms["encoder_info"] + math.sqrt(2) * 5 * (terms["encoder_prior"] + terms["generator"])
-    assert last["bound"] == pytest.approx(total)
-    assert -math.log(32) <= last["encoder_info"] <= 0.01
+    # Every term that has a closed form, recomputed here from the training points and the record's L.
+    from core.training.config import load_run_data
+
+    x = load_run_data(tiny_config)[0].astype(np.float64)
+    T, N, m, d = tiny_config.T, tiny_config.n_steps, tiny_config.m, 2
+    integral = 0.1 * T + 0.5 * 19.9 * T * T
+    a2, v = math.exp(-integral), 1 - math.exp(-integral)
+    kl = 0.5 * (a2 * (x**2).sum(1) + d * v - d - d * math.log(v))
+    sum_beta = N * 0.1 + 19.9 * T * (N - 1) / 2
+    for name in ("exact", "reference-2d"):
+        terms = last["bounds"][name]
+        assert terms["encoder_prior"] == pytest.approx(float(np.sqrt(kl).mean()), rel=1e-6)
+        assert terms["sum_beta"] == pytest.approx(sum_beta, rel=1e-9)
+        gen = math.sqrt(T * terms["L"] ** 2 * sum_beta / (2 * m * N))
+        assert terms["generator"] == pytest.approx(gen, rel=1e-9)
+        total = terms["score_matching"] + terms["encoder_info"] + math.sqrt(2) * 5 * (terms["encoder_prior"] + gen)
+        assert terms["total"] == pytest.approx(total, rel=1e-9)
+        assert -math.log(m) - 4 * terms["encoder_info_se"] <= terms["encoder_info"] <= 4 * terms["encoder_info_se"]
+    assert last["bound"] == last["bounds"]["exact"]["total"] and last["score_matching"] == last["dsm_train"]
+    assert last["bounds"]["reference-2d"]["score_matching"] == steps[-1]["loss"]  # the last epoch's mean loss
 
 
 def test_same_seed_same_numbers(tiny_config):
