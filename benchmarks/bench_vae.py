@@ -1,6 +1,6 @@
 """VAE epoch time: our training generator against a bare hand-written torch loop of the same model.
 
-Same Bernoulli MLP VAE (experiments.md: 1024 -> 512 -> 256 -> 16 and back), same data (mnist5k, 4,000
+Same Bernoulli MLP VAE (the paper's: 1024 -> 512 -> 256 -> 16 and back, docs/vae-bound.md#model), same data (mnist5k, 4,000
 training images padded to 32x32, dynamically binarized), batch 64, Adam lr 1e-3, one thread each. The bare
 loop only trains; ours also computes the mutual-information sample against the frozen reference generator
 at every step, yields a record per step and, per epoch, evaluates the test set and both bounds (reported

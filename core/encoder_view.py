@@ -1,7 +1,7 @@
 """The encoder E_T at any T in closed form: what the T slider shows instantly.
 
 E_T(x) = N(alpha(T) x, sigma^2(T) I). With noise drawn once and kept fixed, alpha(T) x + sigma(T) eps moves
-smoothly as T changes, so the slider animates E_T#P without sampling anything new.
+smoothly as T changes, so the slider animates E_T#P without sampling anything new (docs/diffusion-model.md#encoder).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The variance-preserving SDE of Song et al. (2021) with the paper's linear schedule.
+"""The variance-preserving SDE of Song et al. (2021) with the paper's linear schedule (docs/diffusion-model.md#vp-sde).
 
 beta(t) = beta_min + (beta_max - beta_min) t, not rescaled with T: a larger T runs the same beta further.
 All functions accept Python floats or tensors and broadcast.
@@ -47,7 +47,8 @@ class VPSDE:
         """Left Riemann sum of beta on the EM grid: sum_{k < n_terms} beta(k T / n_steps).
 
         ``n_terms`` defaults to ``n_steps`` (the exact bound); the reference image code uses n_steps + 1.
-        (T / n_steps) * sum_beta(T, n_steps) tends to integral_beta(T).
+        (T / n_steps) * sum_beta(T, n_steps) tends to integral_beta(T). Closed form for n_terms = n_steps = N:
+        N beta_min + (beta_max - beta_min) T (N - 1) / 2 (docs/diffusion-bound.md#generator).
         """
         check_T(T)
         check_steps(n_steps)

@@ -2,7 +2,8 @@
 
 Every run draws its data, its initialization, its training noise and its evaluation noise from separate
 streams, so that changing one (say, the number of evaluations) does not shift the others, and a run's
-numbers do not depend on which other runs share its batched ensemble.
+numbers do not depend on which other runs share its batched ensemble. What this means for the numbers:
+docs/README.md#random-streams.
 """
 
 from __future__ import annotations

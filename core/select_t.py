@@ -7,7 +7,7 @@ smoothly with T (see the sweep tables in README). So: train at a few coarse T, i
 L linearly in T (constant beyond the ends), add the exact training-free terms on a fine T grid, and train
 next where that surrogate bound is smallest. Repeat until the surrogate's minimum falls on a T already
 trained or the training budget is spent. T* is the trained T with the smallest actual bound; its model is
-the final model.
+the final model. docs/t-selection.md#select-t explains the procedure and its limits.
 """
 
 from __future__ import annotations

@@ -217,7 +217,8 @@ def summarize(
     errors: dict[str, str],
 ) -> dict:
     """Mean and standard deviation over seeds per T, for the chosen variant and every other one; the test
-    metric's Monte Carlo standard error of the seed mean per T, and the T values within 2 SE of its minimum."""
+    metric's Monte Carlo standard error of the seed mean per T, and the T values within 2 SE of its minimum
+    (docs/test-metrics.md#sweep-summary, #near-best; T* by the bound: docs/t-selection.md#sweep)."""
     by_T: dict[float, list[dict]] = {float(T): [] for T in Ts}
     for run in runs:
         if run.name in finals:

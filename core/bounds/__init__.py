@@ -1,1 +1,1 @@
-"""Generalization bound estimators (diffusion-bound.md, vae-bound.md)."""
+"""Generalization bound estimators (docs/diffusion-bound.md; the VAE bounds, docs/vae-bound.md, are in core/vae)."""

@@ -1,4 +1,7 @@
-"""Chunk sizes that keep the pairwise-distance blocks of the estimators within a memory budget."""
+"""Chunk sizes that keep the pairwise-distance blocks of the estimators within a memory budget.
+
+Why and how the distances are chunked: docs/diffusion-bound.md#encoder_info.
+"""
 
 from __future__ import annotations
 

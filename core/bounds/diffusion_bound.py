@@ -1,4 +1,4 @@
-"""The computable generalization bound of a diffusion model (diffusion-bound.md section 2).
+"""The computable generalization bound of a diffusion model (docs/diffusion-bound.md#the-bound).
 
 B(T) = score_matching + encoder_info + sqrt(2) R encoder_prior + sqrt(2) R generator. No test data enters it.
 The encoder terms depend only on the training set and T; the generator term needs the score scale L.
@@ -50,11 +50,6 @@ class DiffusionBound:
         return asdict(self)
 
 
-def default_mc_samples(d: int) -> int:
-    """K = 1000 for d <= 16, else 100 (diffusion-bound.md)."""
-    return 1000 if d <= 16 else 100
-
-
 @torch.no_grad()
 def encoder_terms(
     x: torch.Tensor,
@@ -64,7 +59,10 @@ def encoder_terms(
     generator: torch.Generator,
     sde: VPSDE = VPSDE(),
 ) -> EncoderTerms:
-    """encoder_info = -(1/m) sum_i KL(E_T(X_i) || E_T#P) and encoder_prior, for training points x (m, d)."""
+    """encoder_info = -(1/m) sum_i KL(E_T(X_i) || E_T#P) and encoder_prior, for training points x (m, d).
+
+    docs/diffusion-bound.md#encoder_info and #encoder_prior; the variant's choices: #variants.
+    """
     check_T(T)
     m = x.shape[0]
     if m < 2:
@@ -93,7 +91,10 @@ def encoder_terms(
 
 
 def generator_term(T: float, L: float, sum_beta: float, m: int, n_steps: int) -> float:
-    """sqrt(T L^2 sum_beta / (2 m N)): the information the EM chain carries about the training set."""
+    """sqrt(T L^2 sum_beta / (2 m N)): the information the EM chain carries about the training set.
+
+    docs/diffusion-bound.md#generator.
+    """
     check_T(T)
     check_steps(n_steps)
     return math.sqrt(T * L * L * sum_beta / (2.0 * m * n_steps))
@@ -111,7 +112,7 @@ def assemble_bound(
     K: int,
     sde: VPSDE = VPSDE(),
 ) -> DiffusionBound:
-    """Combine the terms into B(T) for the variant's N and sum-of-beta conventions."""
+    """Combine the terms into B(T) for the variant's N and sum-of-beta conventions (docs/diffusion-bound.md#the-bound)."""
     if not (math.isfinite(R) and R > 0):
         raise ConfigError(f"the sub-Gaussian constant R must be a finite number > 0, got {R!r}")
     n_terms = n_steps + 1 if variant.sum_beta_extra_term else n_steps

@@ -1,4 +1,7 @@
-"""Closed-form Gaussian KL divergences used by the bounds."""
+"""Closed-form Gaussian KL divergences used by the bounds.
+
+Diffusion: docs/diffusion-bound.md#encoder_prior (and the entropy in #encoder_info); VAE: docs/vae-bound.md#kl.
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ Distances are matrix products (|u|^2 + |nu|^2 - 2 u.nu), chunked over samples an
 stays bounded however large m, M and d are. That form cancels badly when the variance is small against the
 norms, so the points are first centred on the components' mean (distances do not change), and low-dimensional
 inputs are computed in float64 when float32 rounding would move the exponents by more than 1e-4.
+The estimator and its standard error are explained in docs/diffusion-bound.md#encoder_info.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The bound's variants: the paper's formula (`exact`) and the two published implementations.
 
-diffusion-bound.md section 3. Each variant is a set of named choices, so that the published figures can be
+docs/diffusion-bound.md#variants. Each variant is a set of named choices, so that the published figures can be
 reproduced exactly and the corrected estimate is one flag away.
 """
 
@@ -29,7 +29,7 @@ class BoundVariant:
 VARIANTS: dict[str, BoundVariant] = {
     "exact": BoundVariant(
         "exact", "var", "full", True, "generator", False, "full-pass",
-        "diffusion-bound.md section 2: sigma^2(T), mixture over all m, L along the generator from pi",
+        "the paper's formula (docs/diffusion-bound.md#exact): sigma^2(T), mixture over all m, L along G_T from pi",
     ),
     "reference-2d": BoundVariant(
         "reference-2d", "std", "full", True, "train-reverse-clock", False, "last-epoch",

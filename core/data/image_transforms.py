@@ -1,4 +1,4 @@
-"""Preprocessing of 8-bit images for diffusion (diffusion-bound.md section 4).
+"""Preprocessing of 8-bit images for diffusion (docs/diffusion-bound.md#images).
 
 Uniform dequantisation x * 255/256 + U(0, 1/256) turns the discrete intensities into a density on [0, 1]^d;
 the logit transform y = logit(lam + (1 - 2 lam) x), lam = 0.05, maps them to R^d. Its log-determinant
@@ -38,5 +38,8 @@ def inverse_logit(y: torch.Tensor, lam: float = LOGIT_LAMBDA) -> torch.Tensor:
 
 
 def bits_per_dim(log_likelihood_y: torch.Tensor, logdet: torch.Tensor, d: int) -> torch.Tensor:
-    """BPD = -(log p(y) + logdet) / (d ln 2) + 8: bits per 8-bit pixel of the dequantised data."""
+    """BPD = -(log p(y) + logdet) / (d ln 2) + 8: bits per 8-bit pixel of the dequantised data.
+
+    docs/test-metrics.md#test-bpd.
+    """
     return -(log_likelihood_y + logdet) / (d * math.log(2.0)) + 8.0

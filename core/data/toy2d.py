@@ -19,7 +19,7 @@ Sampler = Callable[[int, np.random.RandomState], np.ndarray]
 
 
 def swiss_roll(n: int, rng: np.random.RandomState) -> np.ndarray:
-    """experiments.md: make_swiss_roll(n, noise=0.5), columns (0, 2), divided by 5."""
+    """The paper's recipe: make_swiss_roll(n, noise=0.5), columns (0, 2), divided by 5 (docs/experiments.md#swiss-roll)."""
     x, _ = make_swiss_roll(n_samples=n, noise=0.5, random_state=rng)
     return x[:, [0, 2]] / 5.0
 

@@ -1,4 +1,4 @@
-"""Denoising score matching with the epsilon-prediction weighting (diffusion-bound.md section 1).
+"""Denoising score matching with the epsilon-prediction weighting (docs/diffusion-model.md#dsm-loss).
 
 loss(x) = 1/2 || sigma(t) s_theta(y, t) + eps ||^2 with t ~ U(0, T), y = alpha(t) x + sigma(t) eps, summed over
 dimensions. It contains an irreducible constant, so it does not go to 0.
@@ -22,7 +22,7 @@ def dsm_terms(
 
     The squared norms come free with the loss (no extra network evaluation): their mean estimates
     E_{t ~ U(0,T), y ~ p_t} |s_theta(y, t)|^2, the training-time proxy of the L^2 in the bound's generator
-    term, which the score-norm regulariser penalizes.
+    term, which the score-norm regulariser penalizes (docs/t-selection.md#score-norm-regulariser).
     """
     n_members, n, d = x.shape
     t = uniform(generators, (n,), x.device) * T.unsqueeze(1)
@@ -52,7 +52,9 @@ def dsm_eval(
 ) -> torch.Tensor:
     """Mean DSM loss per member over ``draws`` independent (t, eps) per point: a low-variance estimate, shape (E,).
 
-    ``chunk`` bounds how many points go through the network at once (for large images); None: all at once."""
+    ``chunk`` bounds how many points go through the network at once (for large images); None: all at once.
+    On the training set it is the `exact` bound's score_matching (docs/diffusion-bound.md#score_matching); test
+    minus train is the DSM gap (docs/test-metrics.md#dsm-gap)."""
     total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     n = x.shape[1]
     step = chunk or n

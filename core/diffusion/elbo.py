@@ -1,4 +1,4 @@
-"""Test bits per dimension of an image diffusion model (diffusion-bound.md section 4).
+"""Test bits per dimension of an image diffusion model (docs/test-metrics.md#test-bpd).
 
 The ELBO of the plug-in reverse SDE (Huang et al. 2021), with one t ~ U(0, T) per image and a Hutchinson
 estimate of the divergence with Rademacher probes:

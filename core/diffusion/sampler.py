@@ -1,7 +1,8 @@
 """The generator G_T: Euler-Maruyama on the reverse SDE, recording score norms in the same pass.
 
 Y_{k+1} = Y_k + delta [1/2 beta(t_k) Y_k + beta(t_k) s_theta(Y_k, t_k)] + sqrt(delta beta(t_k)) xi_k,
-with delta = T/N, reverse clock s_k = k T/N and forward time t_k = T - s_k; no final denoising step.
+with delta = T/N, reverse clock s_k = k T/N and forward time t_k = T - s_k; no final denoising step
+(docs/diffusion-model.md#generator).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class SamplerResult:
 
     @property
     def L(self) -> torch.Tensor:
-        """Max over steps of the mean score norm, per member: the bound's L."""
+        """Max over steps of the mean score norm, per member: the bound's L (docs/diffusion-bound.md#generator)."""
         return self.mean_score_norm.max(dim=1).values
 
 
@@ -48,7 +49,7 @@ def euler_maruyama(
 
     The recorded norm is that of the score used for the step. With ``probe_reverse_clock`` (the reference
     Swiss roll code) it is instead the norm of a_theta(Y_k, s_k) / sqrt(beta(s_k)), the network queried at the
-    reverse clock; the trajectory itself is unchanged.
+    reverse clock; the trajectory itself is unchanged (docs/diffusion-bound.md#reference-2d).
     """
     n_steps = check_steps(n_steps)
     n_members, n, _ = y0.shape

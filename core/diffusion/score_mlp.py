@@ -1,7 +1,8 @@
 """The paper's score MLP, as a batched ensemble of independent members.
 
-Each member is the network of experiments.md: [x, t] -> 128 -> 128 -> 128 -> d with Swish activations. It
-outputs the drift a_theta(y, t); the score is a / sqrt(beta(t)). A sweep trains many members at once with
+Each member is the network of the paper's Swiss roll experiments: [x, t] -> 128 -> 128 -> 128 -> d with Swish
+activations. It outputs the drift a_theta(y, t); the score is a / sqrt(beta(t))
+(docs/diffusion-model.md#score-network). A sweep trains many members at once with
 batched matrix products: one member is bit-identical whether it trains alone or beside others, because
 every member has its own parameters, its own initialization stream and its own noise.
 """
@@ -75,7 +76,8 @@ class EnsembleMLP(nn.Module):
         return h
 
     def score(self, y: torch.Tensor, t: torch.Tensor, sde: VPSDE, t_net: torch.Tensor | None = None) -> torch.Tensor:
-        """s_theta(y, t) = a_theta(y, t) / sqrt(beta(t)); ``t_net`` overrides the network's time input."""
+        """s_theta(y, t) = a_theta(y, t) / sqrt(beta(t)); ``t_net`` overrides the network's time input
+        (docs/diffusion-model.md#score-network)."""
         drift = self(y, t if t_net is None else t_net)
         return drift / torch.sqrt(sde.beta(t)).unsqueeze(-1)
 

@@ -1,9 +1,10 @@
-"""The DDPM-style U-Net of experiments.md, as a batched ensemble like the score MLP.
+"""The DDPM-style U-Net of the paper's image experiments, as a batched ensemble like the score MLP.
 
 One member: GroupNorm (32 groups, fewer when the width is not a multiple of 32), Swish, a sinusoidal
 embedding of the raw time t, residual blocks with the time embedding added, self-attention at the listed
 resolutions, strided-convolution downsampling and nearest-neighbour + convolution upsampling. It outputs the
-drift a_theta(y, t); the score is a / sqrt(beta(t)).
+drift a_theta(y, t); the score is a / sqrt(beta(t)) (docs/diffusion-model.md#score-network; presets against
+the paper's settings: docs/experiments.md#images).
 
 The ensemble keeps every parameter stacked with a leading member axis (so Adam, checkpoints and resume treat
 it exactly as the MLP ensemble) and evaluates the members with ``torch.func.vmap`` over ``functional_call``.

@@ -1,1 +1,1 @@
-"""Test-gap metrics: what the bound is compared against."""
+"""Test-gap metrics: what the bound is compared against (docs/test-metrics.md)."""

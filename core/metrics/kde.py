@@ -34,7 +34,8 @@ def kde_kl(test: torch.Tensor, generated: torch.Tensor, bandwidth: float = 0.1) 
 
 @dataclass(frozen=True)
 class KdeTestKL:
-    """The test KL of each independent generator draw, their mean and its standard error (NaN for one draw)."""
+    """The test KL of each independent generator draw, their mean and its standard error (NaN for one draw;
+    docs/test-metrics.md#test-kl-error-bar)."""
 
     per_draw: list[float]
 

@@ -1,4 +1,7 @@
-"""Nearest-training-neighbour distances: copies of training points show up as tiny distances."""
+"""Nearest-training-neighbour distances: copies of training points show up as tiny distances.
+
+docs/test-metrics.md#memorization.
+"""
 
 from __future__ import annotations
 

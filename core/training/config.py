@@ -126,8 +126,8 @@ IMAGE_DEFAULTS = {
 
 
 def image_config(**changes) -> DiffusionConfig:
-    """A diffusion config with the image settings of experiments.md (R = 4000, K = 100, EM step 0.001,
-    m = 16 few-shot, 100 test images), a CPU-sized U-Net and learning rate; ``changes`` override them."""
+    """A diffusion config with the paper's image settings (R = 4000, K = 100, EM step 0.001, m = 16 few-shot,
+    100 test images; docs/experiments.md#images), a CPU-sized U-Net and learning rate; ``changes`` override them."""
     return DiffusionConfig(**{"data": "digits", **IMAGE_DEFAULTS, **changes})
 
 

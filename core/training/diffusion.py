@@ -8,7 +8,8 @@ Records are plain dicts: ``start``, one ``step`` per iteration (step, DSM loss, 
 then ``end`` or ``cancelled``. The consumer may stop iterating at any point: no work is left running.
 An iteration is one pass over the shuffled training set in minibatches of ``batch`` (a single full-batch
 step when batch >= m), as in the published code. With ``score_reg`` = lambda > 0 the optimized objective is
-DSM + lambda * E|s_theta(y, t)|^2 (see dsm_terms); the recorded loss stays the DSM loss alone.
+DSM + lambda * E|s_theta(y, t)|^2 (see dsm_terms); the recorded loss stays the DSM loss alone
+(docs/t-selection.md#score-norm-regulariser).
 """
 
 from __future__ import annotations

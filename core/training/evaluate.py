@@ -8,6 +8,9 @@ A single Euler-Maruyama run from pi produces the generated samples, the test KL,
 and (for the `exact` variant) the score scale L, all in the same pass. Evaluation noise comes from each run's
 own `eval` stream, re-seeded at every evaluation, so successive evaluations use common random numbers and a
 run's numbers do not depend on how often it is evaluated.
+
+The math: docs/diffusion-bound.md (the terms, #variants, #images) and docs/test-metrics.md (#test-kl-error-bar,
+#dsm-gap, #memorization, #test-bpd).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ IMAGE_CHUNK = 256  # images per network call in the DSM evaluation: bounded acti
 
 
 def applicable_variants(cfg: DiffusionConfig) -> tuple[str, ...]:
-    """Variants computed at every evaluation: all for points; the Swiss roll code's is not one for images."""
+    """Variants computed at every evaluation: all for points; the Swiss roll code's is not one for images
+    (docs/diffusion-bound.md#variants)."""
     return IMAGE_VARIANTS if cfg.is_images else tuple(VARIANTS)
 CLEAN_BATCH_DRAWS = 100
 
@@ -45,7 +49,8 @@ CLEAN_BATCH_DRAWS = 100
 def clean_batch_L(
     model: EnsembleMLP, sde: VPSDE, x: torch.Tensor, T: torch.Tensor, generators: Sequence[torch.Generator]
 ) -> torch.Tensor:
-    """Reference image code's L: max over 100 draws t ~ U(0, T) of the batch-mean |s_theta(x, t)| on clean x."""
+    """Reference image code's L: max over 100 draws t ~ U(0, T) of the batch-mean |s_theta(x, t)| on clean x
+    (docs/diffusion-bound.md#reference-images)."""
     x = x[:, :CLEAN_BATCH_SIZE]
     n = x.shape[1]
     best = torch.zeros(x.shape[0], device=x.device)

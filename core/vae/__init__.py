@@ -1,1 +1,1 @@
-"""VAEs (vae-bound.md): a Bernoulli or Gaussian MLP VAE, its reference generator, and training as records."""
+"""VAEs (docs/vae-bound.md): a Bernoulli or Gaussian MLP VAE, its reference generator, and training as records."""

@@ -15,7 +15,8 @@ IMAGE_DATASETS = IMAGE_SOURCES
 
 @dataclass(frozen=True)
 class VAEConfig:
-    """Defaults follow experiments.md (Bernoulli MLP VAE, batch 64, Adam 1e-3) on the mnist5k subset."""
+    """Defaults follow the paper's VAE experiment (Bernoulli MLP VAE, batch 64, Adam 1e-3) on the mnist5k subset
+    (docs/experiments.md#vae)."""
 
     data: str = "mnist5k"
     data_path: str = ""

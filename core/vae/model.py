@@ -1,9 +1,9 @@
-"""The MLP VAE of experiments.md and the likelihoods its bounds need.
+"""The MLP VAE of the paper's experiments and the likelihoods its bounds need (docs/vae-bound.md#model).
 
 Encoder Q(z|x) = N(mu(x), diag sigma^2(x)); prior N(0, I); generator P(x|z) Bernoulli (binarized images,
 pixel probabilities sigmoid(f(z))) or Gaussian (continuous data, one learned log-scale). The reference
 generator theta_0 is a second decoder with its own initialization that is never trained: its parameters are
-frozen (requires_grad False) and it is not part of ``trainable_parameters``.
+frozen (requires_grad False) and it is not part of ``trainable_parameters`` (docs/vae-bound.md#reference-generator).
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ class VAE(nn.Module):
         return mean, logvar.clamp(-30.0, 20.0)
 
     def terms(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Per-example rec = -log P(x|z), kl, and the generator-information sample log P(x|z) - log P0(x|z)."""
+        """Per-example rec = -log P(x|z), kl, and the generator-information sample log P(x|z) - log P0(x|z)
+        (docs/vae-bound.md#quantities)."""
         mean, logvar = self.encode(x)
         eps = torch.randn(mean.shape, generator=generator, device=generator.device).to(mean)
         z = mean + torch.exp(0.5 * logvar) * eps
@@ -83,7 +84,10 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def log_px(self, x: torch.Tensor, K: int, generator: torch.Generator, chunk: int = 64) -> torch.Tensor:
-        """Importance-sampled log p(x) with proposal Q(z|x) and K samples, in chunks of samples."""
+        """Importance-sampled log p(x) with proposal Q(z|x) and K samples, in chunks of samples.
+
+        docs/vae-bound.md#log_px.
+        """
         mean, logvar = self.encode(x)
         std = torch.exp(0.5 * logvar)
         parts = []

@@ -1,10 +1,11 @@
-"""VAE training as a generator of records (vae-bound.md).
+"""VAE training as a generator of records (docs/vae-bound.md).
 
 Records: ``start``; one ``step`` per minibatch (step, epoch, negative ELBO, wall time); one ``epoch`` record
 per epoch with the training ``rec``, ``kl`` and ``mi`` (running averages over the epoch's minibatches, as the
-published code does, or a full pass at the epoch's end), the test ``rec`` and ``kl`` (a full pass at the end
-of the epoch), both bounds, the test curve and the gaps, and every ``logpx_every`` epochs the importance-
-sampled log p(x) on train and test; ``error`` on a non-finite loss; ``end`` or ``cancelled``.
+published code does, or a full pass at the epoch's end: docs/vae-bound.md#running-averages), the test
+``rec`` and ``kl`` (a full pass at the end of the epoch), both bounds, the test curve and the gaps, and every
+``logpx_every`` epochs the importance-sampled log p(x) on train and test; ``error`` on a non-finite loss;
+``end`` or ``cancelled``.
 Binarized data are resampled (Bernoulli(intensity)) on every pass: dynamic binarization.
 """
 
@@ -43,7 +44,10 @@ def load_vae_data_with_shape(cfg: VAEConfig) -> tuple[np.ndarray, np.ndarray, tu
 
 
 def bounds(rec: float, kl: float, mi: float, m: int, r: float) -> dict[str, float]:
-    """encoder-only rec + sqrt(kl) and encoder+generator rec + (1+r) sqrt(kl) + (1+r) sqrt(mi / m)."""
+    """encoder-only rec + sqrt(kl) and encoder+generator rec + (1+r) sqrt(kl) + (1+r) sqrt(mi / m).
+
+    docs/vae-bound.md#bounds, with a worked example in #worked-example.
+    """
     return {
         "bound_encoder_only": rec + math.sqrt(max(kl, 0.0)),
         "bound_encoder_generator": rec + (1 + r) * math.sqrt(max(kl, 0.0)) + (1 + r) * math.sqrt(max(mi, 0.0) / m),

@@ -5,7 +5,7 @@ import pytest
 from core.errors import ConfigError
 from core.sde import VPSDE
 
-TABLE = {  # diffusion-bound.md: T -> (alpha(T), sigma^2(T))
+TABLE = {  # docs/diffusion-model.md#vp-sde: T -> (alpha(T), sigma^2(T))
     0.2: (0.811, 0.342), 0.4: (0.442, 0.805), 0.6: (0.162, 0.974), 0.8: (0.0398, 0.9984),
     1.0: (6.6e-3, 0.99996), 1.4: (5.4e-5, 1.0), 2.0: (2.1e-9, 1.0),
 }
