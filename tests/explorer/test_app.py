@@ -252,3 +252,24 @@ def test_an_image_sweep_is_judged_by_test_bpd_in_the_t_explorer(qtbot, window, t
     assert list(t.kl_curve.yData) == [9.7, 8.0]
     assert t.sweep_plot.getAxis("right").labelText == "test BPD"
     assert t._sweep_stars == (0.6, 0.6)
+
+
+def test_the_sweep_view_shows_the_test_metric_error_bars_and_the_T_values_near_the_best(qtbot, window, tmp_path):
+    from core.training.config import DiffusionConfig
+    from explorer.run_state import RunState
+
+    run = RunState(1, "swissroll sweep", DiffusionConfig(), tmp_path, (200, 0, 0), Ts=[0.2, 0.6, 1.0], seeds=[0, 1],
+                   mode="sweep", status="finished")
+    # T = 0.6 is best (0.40); 1.0 is 0.02 above it, within 2 sqrt(0.01^2 + 0.01^2) = 0.028; 0.2 is 0.1 above it.
+    for T, kl in ((0.2, 0.50), (0.6, 0.40), (1.0, 0.42)):
+        for seed in (0, 1):
+            run.sweep_finals[f"T{T:g}_seed{seed}"] = {"T": T, "seed": seed, "bound": 3.0 - T, "test_kl": kl,
+                                                      "test_kl_se": 0.01 * 2**0.5}
+    run.eval_revision = 1
+    t = window.t_explorer
+    t.set_run(run)
+    assert list(t.kl_curve.yData) == pytest.approx([0.50, 0.40, 0.42])
+    # +-2 SE of each seed mean: SE = sqrt(2 (0.01 sqrt 2)^2) / 2 = 0.01, so the bars are 0.04 tall.
+    assert list(t.kl_band.opts["height"]) == pytest.approx([0.04, 0.04, 0.04])
+    t.slider.setValue(0.6)
+    assert "T* by test KL 0.6 (within 2 SE of it: 0.6, 1)" in t.caption.text()
