@@ -67,14 +67,49 @@ class Checkpoint:
 
 
 def provenance(config: dict) -> dict:
-    """Where the data came from: the generator and seed, or the file path and its content hash; the split."""
-    split = {"m": config["m"], "n_test": config["n_test"], "seed": config["seed"], "rule": "seeded"}
-    if config.get("data") == "file":
+    """Where the data came from: the generator and seed, or the user's file or folder with its content hash;
+    and the split (docs/records.md#provenance)."""
+    split = {"m": config.get("m"), "n_test": config.get("n_test"), "seed": config.get("seed"), "rule": "seeded"}
+    data = config.get("data")
+    if config.get("data_path"):
         path = Path(config["data_path"])
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-        return {"dataset": "file", "path": str(path), "sha256": digest, "split": split}
-    return {"dataset": config["data"], "generator": f"core.data.toy2d.{config['data']}", "seed": config["seed"],
-            "split": split}
+        return {"dataset": data, "path": str(path.resolve()), "sha256": _cached_sha256(path), "split": split}
+    from .data.images import IMAGE_SOURCES
+
+    module = "core.data.images" if data in IMAGE_SOURCES else "core.data.toy2d"
+    return {"dataset": data, "generator": f"{module}.{data}", "seed": config.get("seed"), "split": split}
+
+
+_SHA_CACHE: dict[tuple, str | None] = {}
+
+
+def _cached_sha256(path: Path) -> str | None:
+    """content_sha256, computed once per (path, size, mtime): a checkpoint is saved at every evaluation."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        _SHA_CACHE[key] = content_sha256(path)
+    return _SHA_CACHE[key]
+
+
+def content_sha256(path: Path) -> str | None:
+    """SHA-256 of a data file, or of a folder's regular files (names and contents, in sorted order); None if
+    it cannot be read. Read in blocks, so large datasets are hashed without loading them whole."""
+    digest = hashlib.sha256()
+    try:
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for f in files:
+            if f is not path:
+                digest.update(str(f.relative_to(path)).encode() + b"\0")
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def build_checkpoint_bytes(
@@ -191,46 +226,3 @@ def _replace_hash(data: bytes, old: str, new: str) -> bytes:
         raise CheckpointError("checkpoint header has no single integrity hash field")
     return data[:8] + head.replace(needle, f'"infogen_sha256":"{new}"'.encode()) + data[8 + size :]
 
-
-class CheckpointWriter:
-    """Keeps a run's history and rewrites its checkpoint at every evaluation (and at the end or an error).
-
-    The weights, optimizer and random state are always those of the latest evaluation, the point a resume
-    continues from; records after it are kept in the history but dropped on resume.
-    """
-
-    def __init__(self, path: str | Path, config: dict, model: str = "dm", history: list[dict] | None = None,
-                 samples: dict[int, np.ndarray] | None = None, weights: dict | None = None,
-                 train_state: dict | None = None) -> None:
-        self.path = Path(path)
-        self.config = config
-        self.model = model
-        self.history: list[dict] = list(history or [])
-        self.samples: dict[int, np.ndarray] = dict(samples or {})
-        self.weights = weights
-        self.train_state = train_state
-
-    def write(self, record: dict) -> None:
-        self.history.append(to_json({k: v for k, v in record.items() if k not in _ARRAYS}))
-        if record.get("kind") == "eval":
-            self.samples[int(record["step"])] = np.asarray(record["samples"], dtype=np.float32)
-            self.weights = record["model_state"]
-            self.train_state = record.get("train_state")
-            self.save()
-        elif record.get("kind") in ("error", "end", "cancelled") and self.weights is not None:
-            self.save()
-
-    def save(self) -> None:
-        save_checkpoint(self.path, model=self.model, config=self.config, history=self.history,
-                        weights=self.weights, train_state=self.train_state, samples=self.samples)
-
-    @classmethod
-    def resuming(cls, ckpt: Checkpoint, path: str | Path, config: dict) -> "CheckpointWriter":
-        """A writer that continues ``ckpt``: its history up to the checkpoint's step, its samples so far."""
-        kept = [r for r in ckpt.history if r.get("step", 0) <= ckpt.step and r.get("kind") not in ("end", "cancelled")]
-        kept.append({"kind": "resumed", "step": ckpt.step})
-        return cls(path, config, ckpt.doc.get("model", "dm"), kept,
-                   {s: a for s, a in ckpt.samples.items() if s <= ckpt.step}, ckpt.weights, ckpt.train_state)
-
-
-_ARRAYS = ("samples", "frames", "frame_times", "model_state", "train_state")

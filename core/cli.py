@@ -23,9 +23,10 @@ from .data.toy2d import TOY_DATASETS
 from .errors import ConfigError, InfoGenError
 from .grids import parse_float_grid, parse_seeds
 from .io.atomic import to_json
-from .io.run_dir import ARRAY_KEYS, RunWriter
+from .io.recorder import RunRecorder
+from .records import ARRAY_KEYS
 from .select_t import select_t
-from .checkpoint import CHECKPOINT_NAME, CheckpointWriter, load_checkpoint
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint
 from .sweep import default_jobs, run_sweep
 from .training.config import DiffusionConfig
 from .training.diffusion import train_diffusion
@@ -114,6 +115,8 @@ def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = Fals
         vae.add_argument("--logpx-every", type=int, default=v.logpx_every, help="importance-sampled log p(x) every k epochs")
         vae.add_argument("--train-stats", default=v.train_stats, choices=["running", "end-pass"])
     p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="if --out already holds a run, move it aside (renamed, never deleted) instead of refusing")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -141,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="continue training from a checkpoint, exactly")
     resume.add_argument("checkpoint", type=Path)
     resume.add_argument("--iters", type=int, default=None, help="train up to this many iterations (default: the run's)")
-    resume.add_argument("--out", type=Path, default=None, help="write the continued checkpoint here (default: in place)")
+    resume.add_argument("--out", type=Path, default=None,
+                        help="run folder for the continued run (default: the checkpoint's own run folder, in place)")
+    resume.add_argument("--overwrite", action="store_true", help="if --out already holds a run, move it aside first")
     return parser
 
 
@@ -171,12 +176,17 @@ def _check_device(device: str) -> None:
         raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
 
 
-def _interrupted(writer: RunWriter, bar: tqdm, step: int, out: Path) -> int:
+def _interrupted(writer: RunRecorder, bar: tqdm, step: int, out: Path) -> int:
     """Ctrl-C during training: record the cancellation, keep what was written, exit 130."""
     writer.write({"kind": "cancelled", "step": step, "status": "cancelled"})
     bar.close()
     print(f"interrupted; what was written is in {out}", file=sys.stderr)
     return EXIT_INTERRUPTED
+
+
+def _say_moved(recorder: RunRecorder) -> None:
+    if recorder.moved_aside is not None:
+        print(f"moved the earlier run in {recorder.folder} aside to {recorder.moved_aside}", file=sys.stderr)
 
 
 def cmd_train_vae(args: argparse.Namespace) -> int:
@@ -189,9 +199,10 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
                     n_test=args.n_test or v.n_test, epochs=args.epochs, batch=args.batch or 64, lr=args.lr or v.lr,
                     seed=args.seed, preset=args.preset or v.preset, likelihood=args.likelihood, r=args.r, logpx_every=args.logpx_every,
                     train_stats=args.train_stats, device=args.device).validate()
-    bar = tqdm(total=cfg.epochs, desc=f"train vae {cfg.data}", unit="epoch", file=sys.stderr, mininterval=0.5)
     last, error = None, None
-    with RunWriter(args.out, cfg.as_dict(), model="vae") as writer:
+    with RunRecorder(args.out, cfg.as_dict(), model="vae", overwrite=args.overwrite) as writer:
+        _say_moved(writer)
+        bar = tqdm(total=cfg.epochs, desc=f"train vae {cfg.data}", unit="epoch", file=sys.stderr, mininterval=0.5)
         try:
             for record in train_vae(cfg):
                 writer.write(record)
@@ -220,13 +231,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         return cmd_train_vae(args)
     cfg = _config_from(args, T=args.T, seed=args.seed)
     final, error = None, None
-    bar = tqdm(total=cfg.iters, desc=f"train T={cfg.T:g}", unit="it", file=sys.stderr, mininterval=0.5)
-    checkpoint = CheckpointWriter(Path(args.out) / CHECKPOINT_NAME, cfg.as_dict())
-    with RunWriter(args.out, cfg.as_dict()) as writer:
+    with RunRecorder(args.out, cfg.as_dict(), overwrite=args.overwrite) as writer:
+        _say_moved(writer)
+        bar = tqdm(total=cfg.iters, desc=f"train T={cfg.T:g}", unit="it", file=sys.stderr, mininterval=0.5)
         try:
             for record in train_diffusion(cfg):
                 writer.write(record)
-                checkpoint.write(record)
                 if record["kind"] == "step":
                     bar.update(record["step"] - bar.n)
                     bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
@@ -268,23 +278,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     base = _config_from(args)
     jobs = args.jobs if args.jobs is not None else min(default_jobs(), len(Ts) * len(seeds))
+    # delay: nothing is drawn when the sweep is refused at once (an occupied --out), only its one-line reason.
     bar = tqdm(total=base.iters, desc=f"sweep {len(Ts) * len(seeds)} runs on {jobs} worker(s)", unit="it",
-               file=sys.stderr, mininterval=0.5)
+               file=sys.stderr, mininterval=0.5, delay=1.0)
     summary = None
     errors = []
     steps: dict[str, int] = {}
+    failed: set[str] = set()
     try:
-        for event in run_sweep(base, Ts, seeds, args.out, jobs=jobs, engine=args.engine, address=args.address):
+        for event in run_sweep(base, Ts, seeds, args.out, jobs=jobs, engine=args.engine, address=args.address,
+                               overwrite=args.overwrite):
             kind = event["kind"]
             if kind == "progress":
                 for name in event["runs"]:
-                    steps[name] = event["step"]
-                bar.update(min(steps.values()) - bar.n)
+                    if name not in failed:
+                        steps[name] = event["step"]
+                if steps:
+                    bar.update(max(0, min(steps.values()) - bar.n))
             elif kind == "eval" and event["step"] == event["iters"]:
                 bar.write(f"{event['run']}: bound {event['bound']:.4f}  {_test_metric(event)}", file=sys.stderr)
             elif kind == "error":
                 errors.append(f"{event['run']}: {event['message']}")
                 bar.write(f"error in {errors[-1]}", file=sys.stderr)
+                failed.add(event["run"])
+                steps.pop(event["run"], None)  # a failed run no longer holds the bar back
             elif kind == "summary":
                 summary = event["summary"]
     except KeyboardInterrupt:
@@ -343,7 +360,8 @@ def cmd_select_t(args: argparse.Namespace) -> int:
         raise ConfigError(f"--range must be low:high, got {args.t_range!r}") from None
     base = _config_from(args, seed=args.seed, T=lo)
     selection = None
-    for event in select_t(base, (lo, hi), args.out, args.coarse, args.max_trainings, args.jobs):
+    for event in select_t(base, (lo, hi), args.out, args.coarse, args.max_trainings, args.jobs,
+                          overwrite=args.overwrite):
         if event["kind"] == "evaluated":
             print(f"trained T={event['T']:g}: bound {event['bound']:.4f}, test KL {event['test_kl']:.4f} "
                   f"({event['trainings']} training(s) so far)", file=sys.stderr)
@@ -397,6 +415,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def resume_target(checkpoint: Path, out: Path | None) -> tuple[Path, bool]:
+    """Where a resumed run is written, and whether that is the checkpoint's own run folder (in place)."""
+    own = checkpoint.name == CHECKPOINT_NAME and (checkpoint.parent / "config.json").is_file()
+    if out is not None:
+        return out, own and out.resolve() == checkpoint.parent.resolve()
+    if not own:
+        raise ConfigError(f"{checkpoint} is not the checkpoint of a run folder; pass --out FOLDER for the continued run")
+    return checkpoint.parent, True
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     if ckpt.train_state is None:
@@ -407,23 +435,29 @@ def cmd_resume(args: argparse.Namespace) -> int:
     cfg = DiffusionConfig.from_dict(values).validate()
     if cfg.iters <= ckpt.step:
         raise ConfigError(f"the checkpoint is at step {ckpt.step}; pass --iters above it to train further")
-    target = args.out or Path(args.checkpoint)
-    writer = CheckpointWriter.resuming(ckpt, target, cfg.as_dict())
-    bar = tqdm(total=cfg.iters, initial=ckpt.step, desc=f"resume T={cfg.T:g}", unit="it", file=sys.stderr, mininterval=0.5)
+    folder, in_place = resume_target(Path(args.checkpoint), args.out)
     final, error = None, None
-    for record in train_diffusion(cfg, resume=ckpt.train_state):
-        writer.write(record)
-        if record["kind"] == "step":
-            bar.update(record["step"] - bar.n)
-        elif record["kind"] == "eval":
-            final = record
-        elif record["kind"] == "error":
-            error = record["message"]
+    with RunRecorder(folder, cfg.as_dict(), resume=ckpt, in_place=in_place, overwrite=args.overwrite) as writer:
+        _say_moved(writer)
+        bar = tqdm(total=cfg.iters, initial=ckpt.step, desc=f"resume T={cfg.T:g}", unit="it", file=sys.stderr,
+                   mininterval=0.5)
+        try:
+            for record in train_diffusion(cfg, resume=ckpt.train_state):
+                writer.write(record)
+                if record["kind"] == "step":
+                    bar.update(record["step"] - bar.n)
+                elif record["kind"] == "eval":
+                    final = record
+                elif record["kind"] == "error":
+                    error = record["message"]
+        except KeyboardInterrupt:
+            return _interrupted(writer, bar, bar.n, folder)
     bar.close()
     if error:
         print(f"error: {error}", file=sys.stderr)
     if final is not None:
-        print(f"resumed to step {final['step']}: bound {final['bound']:.4f}, test KL {final['test_kl']:.4f}; saved {target}")
+        print(f"resumed to step {final['step']}: bound {final['bound']:.4f}, test KL {final['test_kl']:.4f}; "
+              f"run folder {folder}")
     return EXIT_RUN_FAILED if error else 0
 
 

@@ -15,3 +15,7 @@ class ConfigError(InfoGenError):
 
 class RunFileError(InfoGenError):
     """A run directory or weights file is missing, corrupt or of an unknown version."""
+
+
+class CheckpointError(InfoGenError):
+    """The file is not a readable InfoGen checkpoint; the message says why (core.checkpoint re-exports it)."""

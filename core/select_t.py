@@ -22,6 +22,7 @@ import torch
 from .bounds.diffusion_bound import encoder_terms, generator_term
 from .bounds.variants import get_variant
 from .errors import ConfigError
+from .io.recorder import claim_folder
 from .io.atomic import atomic_write_json
 from .sde import VPSDE
 from .seeding import torch_generator
@@ -76,8 +77,11 @@ def select_t(
     max_trainings: int = 4,
     jobs: int | None = None,
     should_stop: Callable[[], bool] | None = None,
+    overwrite: bool = False,
 ) -> Iterator[dict]:
-    """Yield sweep events, ``evaluated`` events ([T, bound] as each model finishes) and a final ``selection``."""
+    """Yield sweep events, ``evaluated`` events ([T, bound] as each model finishes) and a final ``selection``.
+
+    A folder that already holds work is refused unless ``overwrite`` moves it aside first."""
     lo, hi = t_range
     if not (0 < lo < hi and math.isfinite(hi)):
         raise ConfigError(f"T range must satisfy 0 < low < high, got {lo}:{hi}")
@@ -85,6 +89,7 @@ def select_t(
         raise ConfigError(f"need at least 2 coarse points and max_trainings >= coarse points; got {n_coarse}, {max_trainings}")
     base.validate()
     out = Path(out_dir)
+    claim_folder(out, overwrite, what="T selection")
     Ts = np.round(np.arange(lo, hi + SURROGATE_STEP / 2, SURROGATE_STEP), 4)
     free = training_free_terms(base, Ts)
     trained: dict[float, dict] = {}

@@ -24,9 +24,9 @@ import torch
 
 from . import __version__
 from .errors import ConfigError
-from .checkpoint import CHECKPOINT_NAME, CheckpointWriter
 from .io.atomic import atomic_write_json
-from .io.run_dir import ARRAY_KEYS, RunWriter
+from .io.recorder import RunRecorder, claim_folder
+from .records import MEMBER, RUN, without_arrays
 from .metrics.near_best import mean_se, near_best
 from .training.config import DiffusionConfig
 from .training.diffusion import train_diffusion_ensemble
@@ -92,8 +92,11 @@ def run_sweep(
     should_stop: Callable[[], bool] | None = None,
     engine: str = "local",
     address: str | None = None,
+    overwrite: bool = False,
 ) -> Iterator[dict]:
     """Train and evaluate the sweep; yields ``progress``, ``eval``, ``error`` records, then one ``summary``.
+
+    A folder that already holds a sweep or a run is refused unless ``overwrite`` moves it aside first.
 
     ``engine`` "local" trains on worker processes here; "ray" runs each (T, seed) as a task on the Ray
     cluster at ``address`` (a local Ray with ``jobs`` CPUs when no address is given).
@@ -109,7 +112,7 @@ def run_sweep(
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, overwrite, what="sweep")
     atomic_write_json(out / "sweep.json", {
         "format": "infogen-sweep", "format_version": 1, "version": __version__, "model": "dm",
         "base_config": base.as_dict(), "T": list(Ts), "seeds": list(seeds), "runs": [r.name for r in runs],
@@ -138,30 +141,38 @@ def run_sweep(
 
 
 def group_events(group: Sequence[SweepRun], should_stop: Callable[[], bool] | None = None) -> Iterator[dict]:
-    """Train one group as an ensemble, writing each run's directory; yield light events (no arrays)."""
-    writers = [RunWriter(r.folder, r.config.as_dict()) for r in group]
-    checkpoints = [CheckpointWriter(r.folder / CHECKPOINT_NAME, r.config.as_dict()) for r in group]
+    """Train one group as an ensemble, writing each run's folder and checkpoint; yield light events (no arrays).
+
+    Progress counts every member: the members step in lockstep, so any member's step record advances it,
+    and a member that failed (a NaN loss) never freezes it."""
+    recorders: list[RunRecorder] = []
     last_sent = 0.0
     try:
+        for r in group:
+            recorders.append(RunRecorder(r.folder, r.config.as_dict()))
         for record in train_diffusion_ensemble([r.config for r in group], should_stop):
-            index = record["run"]
+            index = record.pop(MEMBER)
             run = group[index]
-            plain = {k: v for k, v in record.items() if k != "run"}
-            writers[index].write(plain)
-            checkpoints[index].write(plain)
+            recorders[index].write(record)
             if record["kind"] == "step":
                 now = time.monotonic()
-                if index == len(group) - 1 and now - last_sent >= PROGRESS_SECONDS:
+                if now - last_sent >= PROGRESS_SECONDS:
                     last_sent = now
                     yield {"kind": "progress", "runs": [r.name for r in group], "step": record["step"],
                            "iters": run.config.iters}
                 continue
-            event = {k: v for k, v in record.items() if k not in ARRAY_KEYS and k != "config"}
-            event.update(run=run.name, T=run.config.T, seed=run.config.seed, iters=run.config.iters)
-            yield event
+            if record["kind"] != "start":
+                yield sweep_event(run, record)
     finally:
-        for writer in writers:
-            writer.close()
+        for recorder in recorders:
+            recorder.close()
+
+
+def sweep_event(run: SweepRun, record: dict) -> dict:
+    """The light event a sweep yields for one of its run's records: no arrays or config, the run named."""
+    event = {k: v for k, v in without_arrays(record).items() if k != "config"}
+    event.update({RUN: run.name, "T": run.config.T, "seed": run.config.seed, "iters": run.config.iters})
+    return event
 
 
 _worker_queue = None

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from core.checkpoint import CHECKPOINT_NAME, CheckpointWriter, load_checkpoint
-from core.io.run_dir import RunWriter
+from core.checkpoint import load_checkpoint
+from core.io.recorder import RunRecorder
 from core.select_t import select_t
 from core.sweep import run_sweep
 from core.training.config import DiffusionConfig
@@ -41,21 +41,17 @@ def throttled(records: Iterator[dict], interval: float = THROTTLE_SECONDS) -> It
 
 
 def single_run_job(config: DiffusionConfig, folder: Path, stop: threading.Event,
-                   resume_from: Path | None = None) -> Iterator[list[dict]]:
-    """Train one run (or continue a checkpoint), autosaving its run directory and its checkpoint at every
-    evaluation, and yield throttled batches of its records."""
+                   resume_from: Path | None = None, in_place: bool = False) -> Iterator[list[dict]]:
+    """Train one run (or continue a checkpoint), autosaving its run folder and its checkpoint at every
+    evaluation (core.io.recorder), and yield throttled batches of its records. ``in_place``: the checkpoint is
+    the folder's own, and the run continues there; otherwise ``folder`` is a new run folder."""
 
     def records() -> Iterator[dict]:
-        if resume_from is not None:
-            ckpt = load_checkpoint(resume_from)
-            checkpoint = CheckpointWriter.resuming(ckpt, folder / CHECKPOINT_NAME, config.as_dict())
-            resume = ckpt.train_state
-        else:
-            checkpoint, resume = CheckpointWriter(folder / CHECKPOINT_NAME, config.as_dict()), None
-        with RunWriter(folder, config.as_dict()) as writer:
+        ckpt = load_checkpoint(resume_from) if resume_from is not None else None
+        with RunRecorder(folder, config.as_dict(), resume=ckpt, in_place=in_place) as recorder:
+            resume = ckpt.train_state if ckpt is not None else None
             for record in train_diffusion(config, should_stop=stop.is_set, resume=resume):
-                writer.write(record)
-                checkpoint.write(record)
+                recorder.write(record)
                 yield {k: v for k, v in record.items() if k not in GUI_KEYS_DROPPED}
 
     yield from throttled(records())
@@ -81,9 +77,9 @@ def vae_job(config: VAEConfig, folder: Path, stop: threading.Event) -> Iterator[
     """Train a VAE, writing its run directory, and yield throttled batches of its records."""
 
     def records() -> Iterator[dict]:
-        with RunWriter(folder, config.as_dict(), model="vae") as writer:
+        with RunRecorder(folder, config.as_dict(), model="vae") as recorder:
             for record in train_vae(config, should_stop=stop.is_set):
-                writer.write(record)
+                recorder.write(record)
                 yield record
 
     yield from throttled(records())

@@ -83,9 +83,13 @@ class RunManager(QObject):
         self.run_changed.emit(state.run_id)
 
     def resume(self, run_id: int, iters: int | None = None) -> RunState:
-        """Continue a run from its checkpoint (exactly, see core.checkpoint), in the same entry and folder."""
+        """Continue a run from its checkpoint (exactly, see core.checkpoint) in the same entry. A run trained in
+        this session continues in its own folder; an opened file continues into a new run folder under the
+        runs directory, never beside the opened file."""
         state = self.runs[run_id]
         path = state.checkpoint_path or state.folder / CHECKPOINT_NAME
+        if state.is_vae:
+            raise ConfigError("VAE runs cannot be resumed: their checkpoints hold no optimizer state yet")
         if state.active or state.is_sweep:
             raise ConfigError("only a finished, stopped or loaded single run can be resumed")
         if not Path(path).is_file():
@@ -102,7 +106,12 @@ class RunManager(QObject):
         state.started, state.finished_at = time.monotonic(), None
         state.revision += 1
         state.eval_revision += 1
-        self._launch(state, single_run_job, config, state.folder, resume_from=Path(path))
+        in_place = state.checkpoint_path is None
+        if not in_place:
+            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            state.folder = self.runs_dir / f"{stamp}-run{run_id}-resumed"
+            state.checkpoint_path = None  # from now on the run's own checkpoint, in its new folder
+        self._launch(state, single_run_job, config, state.folder, resume_from=Path(path), in_place=in_place)
         return state
 
     def _new_state(self, config: DiffusionConfig, label: str, Ts: list[float], seeds: list[int], mode: str) -> RunState:

@@ -58,7 +58,7 @@ ERRORS = [
     ("L as the mean over steps instead of the max", "core/diffusion/sampler.py",
      "return self.mean_score_norm.max(dim=1).values", "return self.mean_score_norm.mean(dim=1)"),
     ("Euler-Maruyama steps taken at the reverse clock", "core/diffusion/sampler.py",
-     "t_k = T - s_k", "t_k = s_k"),
+     "        t_k = T - s_k\n", "        t_k = s_k\n"),
     ("minibatching switched off", "core/training/diffusion.py",
      "if batch >= m:", "if True:"),
     ("checkpoint written in place instead of renamed over", "core/io/atomic.py",

@@ -1,6 +1,7 @@
 """Points from the user's own files: .npy, .npz or .csv/.txt, read without executing anything.
 
-np.load runs with allow_pickle=False, so an object array (which would need unpickling) is refused.
+np.load runs with allow_pickle=False, so an object array (which would need unpickling) is refused; the array's
+header is checked against the file's size and the machine's memory before np.load allocates it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def load_points_file(path: str | Path) -> np.ndarray:
     elif suffix in (".csv", ".txt"):
         try:
             arr = _read_text(p)
+        except DataError:
+            raise
         except (ValueError, OSError) as exc:
             raise DataError(f"{p}: cannot be read as an array ({exc})") from None
     else:
@@ -38,6 +41,9 @@ def load_points_file(path: str | Path) -> np.ndarray:
 def load_numeric_array(p: Path, names: tuple[str, ...], what: str) -> np.ndarray:
     """A numeric array from .npy, or from .npz (the first of ``names`` present, or its only array), read with
     allow_pickle=False so that nothing in the file is executed; a DataError names the file and the problem."""
+    from .peek import check_numeric_file
+
+    check_numeric_file(p)  # the declared shapes fit the file and the machine's memory, before anything is allocated
     try:
         if p.suffix.lower() == ".npy":
             arr = np.load(p, allow_pickle=False)
@@ -61,6 +67,10 @@ def load_numeric_array(p: Path, names: tuple[str, ...], what: str) -> np.ndarray
 
 
 def _read_text(p: Path) -> np.ndarray:
+    from .peek import check_fits
+
+    # np.loadtxt holds every number as a Python float and then in float64: about 8 bytes of memory per byte of text.
+    check_fits(str(p), 8 * p.stat().st_size, f"its {p.stat().st_size:,} bytes of text")
     delimiter = "," if p.suffix.lower() == ".csv" else None
     with open(p, encoding="utf-8", errors="strict") as fh:
         first = fh.readline()

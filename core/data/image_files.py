@@ -8,59 +8,82 @@ unreadable image, empty folder, NaN, values out of range).
 
 from __future__ import annotations
 
-import gzip
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from ..resources import format_bytes, machine_memory_bytes
 from .files import load_numeric_array
+from .peek import (
+    CIFAR_RECORD, GRAY_MODES, GZIP_MAGIC, IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, check_fits, check_image_pixels,
+    open_maybe_gzip, read_idx_header,
+)
 
-IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-CIFAR_RECORD = 1 + 3 * 32 * 32
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-GZIP_MAGIC = b"\x1f\x8b"
+CHUNK = 1 << 20
+MAX_EXTRA_COUNTED = 64 << 20  # bytes beyond the data that are counted (not kept) before giving up
 
 
-def _read_maybe_gzip(p: Path) -> bytes:
-    if not p.is_file():
-        raise DataError(f"{p}: no such file")
-    raw = p.read_bytes()
-    if raw[:2] != GZIP_MAGIC:
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{p}: a damaged or truncated gzip file ({exc})") from None
+def _is_gzip(p: Path) -> bool:
+    with open(p, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def _gzip_error(p: Path, exc: BaseException) -> DataError:
+    return DataError(f"{p}: a damaged or truncated gzip file ({exc})")
 
 
 def load_idx_images(path: str | Path) -> np.ndarray:
-    """An IDX image file (MNIST, Fashion-MNIST: magic 0x00000803), raw or gzipped, as (n, 1, H, W)."""
+    """An IDX image file (MNIST, Fashion-MNIST: magic 0x00000803), raw or gzipped, as (n, 1, H, W).
+
+    The header's sizes are checked against the file (or the decompressed stream) and the machine's memory
+    before the data are read; a gzipped file is never decompressed beyond what its header declares."""
     p = Path(path)
-    raw = _read_maybe_gzip(p)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
-        raise DataError(f"{p}: not an IDX file (wrong magic number {raw[:4].hex() or 'empty'})")
-    ndim = raw[3]
-    if ndim == 1:
-        raise DataError(f"{p}: an IDX label file (one dimension); give the images file")
-    if ndim != 3:
-        raise DataError(f"{p}: IDX images have 3 dimensions (count, rows, columns), this file has {ndim}")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{p}: truncated IDX header")
-    n, h, w = (int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(IDX_TYPES[raw[2]])
-    expected = n * h * w * dtype.itemsize
-    body = len(raw) - header
-    if body < expected:
-        raise DataError(f"{p}: truncated: the header promises {n} images of {h}x{w} ({expected} bytes), "
-                        f"the file holds {body} bytes")
-    if body > expected:
-        raise DataError(f"{p}: inconsistent sizes: {body - expected} bytes beyond the {n} images of {h}x{w}")
-    if n == 0 or h == 0 or w == 0:
-        raise DataError(f"{p}: holds no images (shape {n}x{h}x{w})")
-    arr = np.frombuffer(raw, dtype=dtype, offset=header).reshape(n, 1, h, w)
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    gzipped = _is_gzip(p)
+    try:
+        with open_maybe_gzip(p) as fh:
+            dtype, dims = read_idx_header(fh, str(p))
+            ndim = len(dims)
+            if ndim == 1:
+                raise DataError(f"{p}: an IDX label file (one dimension); give the images file")
+            if ndim != 3:
+                raise DataError(f"{p}: IDX images have 3 dimensions (count, rows, columns), this file has {ndim}")
+            n, h, w = dims
+            expected = n * h * w * dtype.itemsize
+            header = 4 + 4 * ndim
+            if not gzipped:
+                body = p.stat().st_size - header
+                if body < expected:
+                    raise DataError(f"{p}: truncated: the header promises {n} images of {h}x{w} ({expected} bytes), "
+                                    f"the file holds {body} bytes")
+                if body > expected:
+                    raise DataError(f"{p}: inconsistent sizes: {body - expected} bytes beyond the {n} images of {h}x{w}")
+            if n == 0 or h == 0 or w == 0:
+                raise DataError(f"{p}: holds no images (shape {n}x{h}x{w})")
+            check_image_pixels(str(p), h, w)
+            check_fits(str(p), expected + n * h * w * 8, f"{n:,} images of {h}x{w}")
+            raw = fh.read(expected)
+            if len(raw) < expected:
+                raise DataError(f"{p}: truncated: the header promises {n} images of {h}x{w} ({expected} bytes), "
+                                f"the file holds {len(raw)} bytes")
+            extra = 0
+            while extra <= MAX_EXTRA_COUNTED:
+                more = len(fh.read(CHUNK))
+                if not more:
+                    break
+                extra += more
+            if extra:
+                counted = f"{extra}" if extra <= MAX_EXTRA_COUNTED else f"more than {MAX_EXTRA_COUNTED}"
+                raise DataError(f"{p}: inconsistent sizes: {counted} bytes beyond the {n} images of {h}x{w}")
+    except (OSError, EOFError, zlib.error) as exc:
+        if gzipped:
+            raise _gzip_error(p, exc) from None
+        raise DataError(f"{p}: cannot be read ({exc})") from None
+    arr = np.frombuffer(raw, dtype=dtype).reshape(n, 1, h, w)
     return scale_to_unit(arr, str(p))
 
 
@@ -77,11 +100,39 @@ def cifar10_files(path: str | Path) -> list[Path]:
     return [p]
 
 
+def _read_capped(p: Path, limit: int) -> bytes:
+    """The file's bytes, decompressed when gzipped, refusing (before reading on) anything beyond ``limit``."""
+    gzipped = _is_gzip(p)
+    if not gzipped:
+        size = p.stat().st_size
+        if limit and size > limit:
+            raise DataError(f"{p}: {format_bytes(size)} of data is more than this machine can load "
+                            f"({format_bytes(machine_memory_bytes())} of memory)")
+        return p.read_bytes()
+    parts, total = [], 0
+    try:
+        with open_maybe_gzip(p) as fh:
+            while True:
+                part = fh.read(CHUNK)
+                if not part:
+                    break
+                total += len(part)
+                if limit and total > limit:
+                    raise DataError(f"{p}: decompresses to more than {format_bytes(limit)}, more than this machine can "
+                                    f"load ({format_bytes(machine_memory_bytes())} of memory)")
+                parts.append(part)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _gzip_error(p, exc) from None
+    return b"".join(parts)
+
+
 def load_cifar10(path: str | Path) -> np.ndarray:
     """CIFAR-10 binary batches (records of 1 label byte + 3,072 pixel bytes) as (n, 3, 32, 32)."""
     parts = []
+    budget = machine_memory_bytes() // 9  # each byte becomes 8 bytes of float32 work on top of itself
     for f in cifar10_files(path):
-        raw = _read_maybe_gzip(f)
+        raw = _read_capped(f, budget)
+        budget = max(1, budget - len(raw)) if budget else 0
         if not raw:
             raise DataError(f"{f}: empty file")
         if len(raw) % CIFAR_RECORD:
@@ -102,11 +153,16 @@ def load_image_array(path: str | Path) -> np.ndarray:
     if p.suffix.lower() not in (".npy", ".npz"):
         raise DataError(f"{p}: unsupported image array type {p.suffix or '(none)'}; use .npy or .npz")
     arr = load_numeric_array(p, ("images", "x", "data"), "images")
-    return scale_to_unit(to_nchw(arr, str(p)), str(p))
+    images = to_nchw(arr, str(p))
+    check_image_pixels(str(p), images.shape[2], images.shape[3])
+    return scale_to_unit(images, str(p))
 
 
 def load_image_folder(path: str | Path) -> np.ndarray:
-    """Every PNG/JPEG in a folder (sorted by name), all of one size; grayscale unless some image has colour."""
+    """Every PNG/JPEG in a folder (sorted by name), all of one size; grayscale unless some image has colour.
+
+    Every header is read first (size, mode) and checked (at most MAX_IMAGE_PIXELS pixels each, one size for
+    all, the whole stack within the machine's memory) before any image is decoded."""
     from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
@@ -115,23 +171,46 @@ def load_image_folder(path: str | Path) -> np.ndarray:
     files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
     if not files:
         raise DataError(f"{p}: empty folder: no .png, .jpg or .jpeg images in it")
-    opened = []
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                im.load()
-                opened.append(im.copy())
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-            raise DataError(f"{f}: unreadable image ({exc})") from None
-    sizes = {im.size for im in opened}
-    if len(sizes) > 1:
-        first = opened[0].size
-        odd, odd_size = next((f, im.size) for f, im in zip(files, opened) if im.size != first)
-        raise DataError(f"{p}: images differ in size ({files[0].name} is {first[0]}x{first[1]}, "
-                        f"{odd.name} is {odd_size[0]}x{odd_size[1]}); resize them to one size")
-    colour = any(im.mode not in ("1", "L", "LA", "I", "I;16", "F") for im in opened)
-    mode = "RGB" if colour else "L"
-    arrays = [np.asarray(im.convert(mode), dtype=np.uint8) for im in opened]
+    unreadable = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError)
+    bomb = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+    headers = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        for f in files:
+            try:
+                with Image.open(f) as im:  # lazy: only the header is read
+                    headers.append((im.size, im.mode))
+            except bomb as exc:
+                raise DataError(f"{f}: refused before decoding, above the limit of {MAX_IMAGE_PIXELS:,} pixels "
+                                f"per image ({exc})") from None
+            except unreadable as exc:
+                raise DataError(f"{f}: unreadable image ({exc})") from None
+            width, height = headers[-1][0]
+            check_image_pixels(str(f), height, width)
+        sizes = {size for size, _ in headers}
+        if len(sizes) > 1:
+            first = headers[0][0]
+            odd, odd_size = next((f, size) for f, (size, _) in zip(files, headers) if size != first)
+            raise DataError(f"{p}: images differ in size ({files[0].name} is {first[0]}x{first[1]}, "
+                            f"{odd.name} is {odd_size[0]}x{odd_size[1]}); resize them to one size")
+        colour = any(mode not in GRAY_MODES for _, mode in headers)
+        mode = "RGB" if colour else "L"
+        width, height = headers[0][0]
+        channels = 3 if colour else 1
+        check_fits(str(p), len(files) * width * height * channels * 9, f"{len(files):,} images of {width}x{height}")
+        arrays = []
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    if im.size != (width, height):  # changed since its header was read
+                        raise DataError(f"{f}: changed while the folder was read")
+                    arrays.append(np.asarray(im.convert(mode), dtype=np.uint8))
+            except DataError:
+                raise
+            except bomb as exc:
+                raise DataError(f"{f}: refused before decoding ({exc})") from None
+            except unreadable as exc:
+                raise DataError(f"{f}: unreadable image ({exc})") from None
     stacked = np.stack(arrays)
     return scale_to_unit(to_nchw(stacked, str(p)), str(p))
 

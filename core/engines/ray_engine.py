@@ -51,8 +51,8 @@ def ray_events(runs: Sequence, jobs: int | None, address: str | None,
     ray = import_ray()
     from ray.util.queue import Empty, Queue
 
-    from ..checkpoint import CHECKPOINT_NAME, CheckpointWriter
-    from ..io.run_dir import ARRAY_KEYS, RunWriter
+    from ..io.recorder import RunRecorder
+    from ..sweep import sweep_event
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -76,17 +76,11 @@ def ray_events(runs: Sequence, jobs: int | None, address: str | None,
             for ref in done:
                 run = pending.pop(ref)
                 records = ray.get(ref)
-                checkpoint = CheckpointWriter(run.folder / CHECKPOINT_NAME, run.config.as_dict())
-                with RunWriter(run.folder, run.config.as_dict()) as writer:
+                with RunRecorder(run.folder, run.config.as_dict()) as recorder:
                     for record in records:
-                        record.pop("run", None)
-                        writer.write(record)
-                        checkpoint.write(record)
-                        if record["kind"] in ("step", "start"):
-                            continue
-                        event = {k: v for k, v in record.items() if k not in ARRAY_KEYS and k != "config"}
-                        event.update(run=run.name, T=run.config.T, seed=run.config.seed, iters=run.config.iters)
-                        yield event
+                        recorder.write(record)
+                        if record["kind"] not in ("step", "start"):
+                            yield sweep_event(run, record)
     finally:
         if started_here:
             ray.shutdown()

@@ -1,15 +1,13 @@
-"""A run directory: config.json, history.jsonl, weights.safetensors and samples.safetensors.
+"""Reading a run directory: config.json, history.jsonl, weights.safetensors and samples.safetensors.
 
 history.jsonl holds every record the training generator yielded, one JSON object per line, arrays left out
-(generated samples go to samples.safetensors, weights to weights.safetensors). It is only ever appended to,
-so whatever was written before an error or a crash stays intact. Weight and sample files are replaced
-atomically at each evaluation. Nothing here unpickles: safetensors and JSON only.
+(generated samples are in samples.safetensors, weights in weights.safetensors). core.io.recorder writes it.
+Nothing here unpickles: safetensors and JSON only.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,61 +15,11 @@ from typing import Any
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
-from safetensors.numpy import save as st_save
 
-from .. import __version__
 from ..errors import RunFileError
-from .atomic import atomic_write_bytes, atomic_write_json, to_json
 
 RUN_FORMAT = "infogen-run"
 RUN_FORMAT_VERSION = 1
-ARRAY_KEYS = ("samples", "frames", "frame_times", "model_state", "train_state")
-FLUSH_SECONDS = 1.0
-
-
-class RunWriter:
-    """Writes one run's records as they arrive; use as a context manager so the history is always closed."""
-
-    def __init__(self, folder: str | Path, config: dict, model: str = "dm") -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
-            self.folder / "config.json",
-            {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "model": model, "version": __version__,
-             "config": config},
-        )
-        self._history = open(self.folder / "history.jsonl", "a", encoding="utf-8")
-        self._last_flush = time.monotonic()
-        self._samples: dict[str, np.ndarray] = {}
-
-    def write(self, record: dict) -> None:
-        """Append the record (arrays stripped); store its samples and weights if it carries them."""
-        plain = {k: v for k, v in record.items() if k not in ARRAY_KEYS}
-        self._history.write(json.dumps(to_json(plain)) + "\n")
-        if "samples" in record:
-            self._samples[f"step_{record['step']}"] = np.ascontiguousarray(record["samples"], dtype=np.float32)
-            atomic_write_bytes(self.folder / "samples.safetensors", st_save(self._samples))
-        if "model_state" in record:
-            meta = {"format": RUN_FORMAT, "format_version": str(RUN_FORMAT_VERSION), "step": str(record["step"])}
-            state = {k: np.ascontiguousarray(v) for k, v in record["model_state"].items()}
-            atomic_write_bytes(self.folder / "weights.safetensors", st_save(state, metadata=meta))
-        if record.get("kind") != "step" or time.monotonic() - self._last_flush > FLUSH_SECONDS:
-            self.flush()
-
-    def flush(self) -> None:
-        self._history.flush()
-        self._last_flush = time.monotonic()
-
-    def close(self) -> None:
-        if not self._history.closed:
-            self._history.flush()
-            self._history.close()
-
-    def __enter__(self) -> "RunWriter":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 @dataclass

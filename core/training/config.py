@@ -9,9 +9,10 @@ from pathlib import Path
 from ..bounds.variants import get_variant
 from ..data.images import IMAGE_SOURCES, PATH_SOURCES
 from ..data.toy2d import TOY_DATASETS
-from ..config_checks import int_at_least, positive_number, reject_unknown
+from ..config_checks import diffusion_time, em_steps, int_at_least, learning_rate, positive_number, reject_unknown
 from ..errors import ConfigError
-from ..sde import check_steps, check_T
+from ..resources import check_diffusion_costs
+from ..sde import check_steps
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,11 @@ class DiffusionConfig:
                 raise ConfigError("bound variant 'reference-2d' is the Swiss roll code's; for images use exact or reference-images")
         if not isinstance(self.step_size, (int, float)) or not math.isfinite(self.step_size) or self.step_size < 0:
             raise ConfigError(f"step_size must be a finite number >= 0 (0: use n_steps), got {self.step_size!r}")
-        check_T(self.T)
+        diffusion_time(self.T)
         check_steps(self.n_steps)
+        em_steps(self.n_steps)
+        if self.step_size > 0:
+            em_steps(self.steps, f"N = round(T / step_size) = round({self.T:g} / {self.step_size:g})")
         get_variant(self.variant)
         int_at_least("m (training set size)", self.m, 2)
         int_at_least("n_test", self.n_test, 2)
@@ -100,8 +104,10 @@ class DiffusionConfig:
         int_at_least("seed", self.seed, 0)
         if not isinstance(self.score_reg, (int, float)) or not math.isfinite(self.score_reg) or self.score_reg < 0:
             raise ConfigError(f"score_reg (lambda) must be a finite number >= 0, got {self.score_reg!r}")
-        for name in ("lr", "R", "kde_bandwidth"):
+        learning_rate(self.lr)
+        for name in ("R", "kde_bandwidth"):
             positive_number(name, getattr(self, name))
+        check_diffusion_costs(self)  # the sizes against this machine's memory (core/resources.py)
         return self
 
     def as_dict(self) -> dict:

@@ -26,6 +26,7 @@ from ..data.image_transforms import dequantize, logit_transform
 from ..diffusion.score_mlp import EnsembleMLP
 from ..diffusion.unet import EnsembleUNet, unet_spec
 from ..errors import ConfigError
+from ..records import MEMBER
 from ..sde import VPSDE
 from ..seeding import torch_generator
 from .config import DiffusionConfig, load_run_data_with_shape
@@ -68,13 +69,13 @@ def to_logit_space(x: torch.Tensor, gens: Sequence[torch.Generator]) -> torch.Te
 def train_diffusion(
     config: DiffusionConfig, should_stop: Callable[[], bool] | None = None, resume: dict | None = None
 ) -> Iterator[dict]:
-    """Train one run; yields its records (without the ensemble's ``run`` index).
+    """Train one run; yields its records (without the ensemble's ``member`` index).
 
     ``resume`` is the ``train_state`` of an earlier evaluation record (weights, Adam state, random stream
     and step): training continues from there with exactly the numbers the uninterrupted run would give.
     """
     for record in train_diffusion_ensemble([config], should_stop, [resume] if resume else None):
-        record.pop("run", None)
+        record.pop(MEMBER, None)
         yield record
 
 
@@ -83,7 +84,7 @@ def train_diffusion_ensemble(
     should_stop: Callable[[], bool] | None = None,
     resume: Sequence[dict] | None = None,
 ) -> Iterator[dict]:
-    """Train every run of ``configs`` as one batched ensemble; records carry ``run`` = index into configs.
+    """Train every run of ``configs`` as one batched ensemble; records carry ``member`` = index into configs.
 
     Every evaluation record carries ``train_state`` (see train_diffusion) so that a run can be resumed.
     """
@@ -111,7 +112,7 @@ def train_diffusion_ensemble(
         first_step = restore_train_state(model, optimizer, gens, resume, first.iters) + 1
     else:
         for e, cfg in enumerate(configs):
-            yield {"kind": "start", "run": e, "config": cfg.as_dict(), "n_params": n_params, "version": __version__}
+            yield {"kind": "start", MEMBER: e, "config": cfg.as_dict(), "n_params": n_params, "version": __version__}
 
     step = first_step - 1
     epoch_loss = [float("nan")] * n_members
@@ -135,7 +136,7 @@ def train_diffusion_ensemble(
                     alive[e] = alive_list[e] = False
                     value = float(objective[e].detach())
                     yield {
-                        "kind": "error", "run": e, "step": step, "wall": time.perf_counter() - start,
+                        "kind": "error", MEMBER: e, "step": step, "wall": time.perf_counter() - start,
                         "message": f"training loss became {value} at step {step}; the run was stopped there "
                         "(try a smaller learning rate). Results up to the last evaluation are kept.",
                     }
@@ -152,7 +153,7 @@ def train_diffusion_ensemble(
         wall = time.perf_counter() - start
         for e in range(n_members):
             if alive_list[e]:
-                yield {"kind": "step", "run": e, "step": step, "loss": epoch_loss[e], "wall": wall}
+                yield {"kind": "step", MEMBER: e, "step": step, "loss": epoch_loss[e], "wall": wall}
         if (first.eval_every and step % first.eval_every == 0) or step == first.iters:
             members = [e for e in range(n_members) if alive_list[e]]
             try:
@@ -165,8 +166,8 @@ def train_diffusion_ensemble(
             wall = time.perf_counter() - start
             for record in records:
                 record["wall"] = wall
-                record["model_state"] = {k: v.numpy() for k, v in model.member_state_dict(record["run"]).items()}
-                record["train_state"] = capture_train_state(model, optimizer, gens, record["run"], step)
+                record["model_state"] = {k: v.numpy() for k, v in model.member_state_dict(record[MEMBER]).items()}
+                record["train_state"] = capture_train_state(model, optimizer, gens, record[MEMBER], step)
                 yield record
     yield from _closing(configs, alive_list, "finished", step, start)
 
@@ -175,7 +176,7 @@ def _closing(configs, alive_list, status: str, step: int, start: float) -> Itera
     wall = time.perf_counter() - start
     for e in range(len(configs)):
         if alive_list[e]:
-            yield {"kind": "end" if status == "finished" else status, "run": e, "step": step, "status": status, "wall": wall}
+            yield {"kind": "end" if status == "finished" else status, MEMBER: e, "step": step, "status": status, "wall": wall}
 
 
 def _minibatches(x: torch.Tensor, batch: int, gens: Sequence[torch.Generator]) -> list[torch.Tensor]:

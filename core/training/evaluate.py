@@ -29,6 +29,7 @@ from ..diffusion.sampler import euler_maruyama
 from ..diffusion.score_mlp import EnsembleMLP
 from ..metrics.kde import kde_kl_draws
 from ..metrics.memorization import memorization_summary
+from ..records import MEMBER
 from ..sde import VPSDE
 from ..seeding import torch_generator
 from .config import DiffusionConfig
@@ -119,7 +120,7 @@ def evaluate_ensemble(
         shown = inverse_logit(samples) if images else samples
         record = {
             "kind": "eval",
-            "run": e,
+            MEMBER: e,
             "step": step,
             "bound": chosen["total"],
             **{k: v for k, v in chosen.items() if k != "total"},

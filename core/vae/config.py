@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass, replace
 
 from pathlib import Path
 
-from ..config_checks import int_at_least, positive_number, reject_unknown
+from ..config_checks import int_at_least, learning_rate, positive_number, reject_unknown
 from ..data.images import IMAGE_SOURCES, PATH_SOURCES
 from ..errors import ConfigError
+from ..resources import check_vae_costs
 
 IMAGE_DATASETS = IMAGE_SOURCES
 
@@ -54,8 +55,9 @@ class VAEConfig:
             int_at_least(name, getattr(self, name), low)
         if self.m is not None:
             int_at_least("m (training set size)", self.m, 2)
-        for name in ("lr", "r"):
-            positive_number(name, getattr(self, name))
+        learning_rate(self.lr)
+        positive_number("r", self.r)
+        check_vae_costs(self)  # the sizes against this machine's memory (core/resources.py)
         return self
 
     def as_dict(self) -> dict:

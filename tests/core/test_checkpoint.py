@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint, parse_checkpoint, save_checkpoint
+from core.checkpoint import CheckpointError, load_checkpoint, parse_checkpoint, save_checkpoint
+from core.io.recorder import RunRecorder
+from core.io.run_dir import read_run
 from core.cli import main
 from core.training.diffusion import train_diffusion
 
@@ -15,13 +17,12 @@ from core.training.diffusion import train_diffusion
 @pytest.fixture
 def trained(tiny_config, tmp_path):
     """A run with its checkpoint written at each evaluation, and the full list of records."""
-    path = tmp_path / "run.infogen"
-    writer = CheckpointWriter(path, tiny_config.as_dict())
     records = []
-    for record in train_diffusion(tiny_config):
-        writer.write(record)
-        records.append(record)
-    return path, records
+    with RunRecorder(tmp_path / "run", tiny_config.as_dict()) as writer:
+        for record in train_diffusion(tiny_config):
+            writer.write(record)
+            records.append(record)
+    return writer.checkpoint_path, records
 
 
 def test_round_trip_keeps_weights_config_and_every_metric(trained, tiny_config):
@@ -42,11 +43,10 @@ def test_round_trip_keeps_weights_config_and_every_metric(trained, tiny_config):
 def test_a_resumed_run_continues_with_exactly_the_uninterrupted_numbers(tiny_config, tmp_path):
     cfg = tiny_config.with_(batch=10)
     full = list(train_diffusion(cfg))
-    half = tmp_path / "half.infogen"
-    writer = CheckpointWriter(half, cfg.as_dict())
-    for record in train_diffusion(cfg.with_(iters=6)):  # the same run, stopped after its first evaluation
-        writer.write(record)
-    ckpt = load_checkpoint(half)
+    with RunRecorder(tmp_path / "half", cfg.as_dict()) as writer:
+        for record in train_diffusion(cfg.with_(iters=6)):  # the same run, stopped after its first evaluation
+            writer.write(record)
+    ckpt = load_checkpoint(writer.checkpoint_path)
     resumed = list(train_diffusion(cfg, resume=ckpt.train_state))
     pick = lambda rs: [(r["kind"], r["step"], r.get("loss"), r.get("bound"), r.get("test_kl"))  # noqa: E731
                        for r in rs if r["kind"] in ("step", "eval") and r["step"] > 6]
@@ -67,6 +67,15 @@ def test_cli_train_info_and_resume(tmp_path, capsys):
     again = load_checkpoint(ckpt)
     assert again.step == 8 and [r["step"] for r in again.records("eval")] == [2, 4, 6, 8]
     assert main(["info", str(ckpt)]) == 0 and "step 8" in capsys.readouterr().out
+    # The run folder continues too: its history is the checkpoint's, each step once, one end, every sample kept.
+    folder = read_run(out)
+    assert folder.history == again.history
+    assert [r["step"] for r in folder.records("step")] == list(range(1, 9))
+    assert [r["kind"] for r in folder.history].count("end") == 1 and folder.history[-1]["kind"] == "end"
+    assert sorted(folder.samples) == ["step_2", "step_4", "step_6", "step_8"]
+    # Resuming the finished part again from a copy at step 4 into a new folder: trimmed there, nothing mixed.
+    assert main(["resume", str(ckpt), "--iters", "8"]) == 2
+    assert "pass --iters above it" in capsys.readouterr().err
 
 
 def _bad_files(good: bytes):
@@ -150,6 +159,7 @@ def test_a_save_that_fails_at_the_rename_leaves_the_previous_checkpoint_untouche
     path, _ = trained
     before = path.read_bytes()
     old = load_checkpoint(path)
+    others = sorted(p.name for p in path.parent.iterdir())
     staged = []
 
     def failing_replace(src, dst):
@@ -164,4 +174,4 @@ def test_a_save_that_fails_at_the_rename_leaves_the_previous_checkpoint_untouche
     assert os.path.dirname(src) == str(path.parent) and str(dst) == str(path)
     assert len(new.history) == 3
     assert path.read_bytes() == before
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    assert sorted(p.name for p in path.parent.iterdir()) == others  # no temporary file left behind

@@ -7,11 +7,10 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from core.checkpoint import CheckpointWriter
 from core.cli import main
 from core.errors import ConfigError
 from core.export.figures import export_figure
-from core.io.run_dir import RunWriter
+from core.io.recorder import RunRecorder
 from core.sweep import run_sweep
 from core.training.diffusion import train_diffusion
 
@@ -23,11 +22,9 @@ def run_dir(tmp_path_factory):
     cfg = DiffusionConfig(m=32, n_test=64, T=0.6, iters=12, eval_every=6, n_steps=40, mc_samples=20, n_gen=64,
                           dsm_eval_draws=2, hidden=16)
     folder = tmp_path_factory.mktemp("export") / "run"
-    ckpt = CheckpointWriter(folder / "checkpoint.infogen", cfg.as_dict())
-    with RunWriter(folder, cfg.as_dict()) as writer:
+    with RunRecorder(folder, cfg.as_dict()) as writer:
         for record in train_diffusion(cfg):
             writer.write(record)
-            ckpt.write(record)
     return folder
 
 

@@ -67,10 +67,10 @@ def test_cli_image_sweep_reports_bpd(tmp_path, capsys):
 
 def test_image_run_exports_a_sample_grid(tmp_path):
     from core.export.figures import export_figure
-    from core.io.run_dir import RunWriter
+    from core.io.recorder import RunRecorder
 
     cfg = image_config(**{**TINY, "iters": 2}).validate()
-    with RunWriter(tmp_path / "run", cfg.as_dict()) as writer:
+    with RunRecorder(tmp_path / "run", cfg.as_dict()) as writer:
         for record in train_diffusion(cfg):
             writer.write(record)
     paths = export_figure(tmp_path / "run", "samples", "png", out=tmp_path / "grid.png", dpi=100)

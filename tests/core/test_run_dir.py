@@ -5,14 +5,17 @@ import pytest
 
 from core.errors import RunFileError
 from core.io.atomic import atomic_write_bytes
-from core.io.run_dir import RunWriter, read_run
+from core.io.recorder import RunRecorder
+from core.io.run_dir import read_run
 
 
 def write_run(folder):
-    with RunWriter(folder, {"T": 0.6}) as w:
-        w.write({"kind": "start"})
-        w.write({"kind": "step", "step": 1, "loss": 0.5})
-        w.write({"kind": "eval", "step": 1, "bound": float("nan"), "samples": np.ones((3, 2), np.float32),
+    with RunRecorder(folder, {"T": 0.6}) as w:
+        w.write({"kind": "start", "config": {"T": 0.6}})
+        w.write({"kind": "step", "step": 1, "loss": 0.5, "wall": 0.01})
+        w.write({"kind": "eval", "step": 1, "bound": float("nan"), "variant": "exact", "R": 5.0, "score_matching": 0.5,
+                 "encoder_info": -0.1, "encoder_prior": 0.2, "generator": 0.3, "L": 2.0, "test_kl": 0.4,
+                 "dsm_gap": 0.01, "bounds": {}, "samples": np.ones((3, 2), np.float32),
                  "model_state": {"layers.0.weight": np.zeros((2, 3), np.float32)}})
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from core.errors import ConfigError
-from core.io.run_dir import RunWriter, read_run
+from core.io.recorder import RunRecorder
+from core.io.run_dir import read_run
 from core.training.config import DiffusionConfig
 from core.training.diffusion import train_diffusion, train_diffusion_ensemble
 
@@ -64,7 +65,7 @@ def test_same_seed_same_numbers(tiny_config):
 
 def test_a_run_gives_the_same_numbers_alone_or_in_an_ensemble(tiny_config):
     configs = [tiny_config.with_(T=0.4, seed=2), tiny_config, tiny_config.with_(T=1.2, seed=5)]
-    together = [r for r in train_diffusion_ensemble(configs) if r["run"] == 1 and r["kind"] in ("step", "eval")]
+    together = [r for r in train_diffusion_ensemble(configs) if r["member"] == 1 and r["kind"] in ("step", "eval")]
     alone = [r for r in collect(tiny_config) if r["kind"] in ("step", "eval")]
     assert [r.get("loss") for r in together] == [r.get("loss") for r in alone]
     assert together[-1]["bound"] == alone[-1]["bound"]
@@ -89,7 +90,7 @@ def test_stop_ends_the_run_between_two_steps(tiny_config):
 
 def test_a_nan_loss_ends_the_run_with_an_error_naming_the_step(tmp_path, tiny_config):
     cfg = tiny_config.with_(lr=1e12, iters=200, eval_every=1)
-    with RunWriter(tmp_path / "run", cfg.as_dict()) as writer:
+    with RunRecorder(tmp_path / "run", cfg.as_dict()) as writer:
         records = []
         for record in train_diffusion(cfg):
             writer.write(record)

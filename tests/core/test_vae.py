@@ -134,10 +134,10 @@ def test_cli_train_vae_writes_epoch_records(tmp_path, capsys):
 
 def test_vae_run_exports_bounds_per_epoch_and_a_sample_grid(tmp_path):
     from core.export.figures import export_figure
-    from core.io.run_dir import RunWriter
+    from core.io.recorder import RunRecorder
 
     cfg = VAEConfig(data="digits", m=200, n_test=50, epochs=2, preset="small", logpx_every=0)
-    with RunWriter(tmp_path / "vae", cfg.as_dict(), model="vae") as writer:
+    with RunRecorder(tmp_path / "vae", cfg.as_dict(), model="vae") as writer:
         for record in train_vae(cfg):
             writer.write(record)
     paths = export_figure(tmp_path / "vae", "bound", "svg", out=tmp_path / "bounds.svg")

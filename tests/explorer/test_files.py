@@ -107,15 +107,15 @@ def test_under_qasync_opening_is_an_asyncio_task(qtbot, window):
 
 
 def test_an_image_diffusion_checkpoint_opens_as_an_image_grid_with_bpd(qtbot, window, tmp_path):
-    from core.checkpoint import CheckpointWriter
+    from core.io.recorder import RunRecorder
     from core.training.config import image_config
     from core.training.diffusion import train_diffusion
 
     cfg = image_config(m=8, n_test=6, iters=2, eval_every=0, n_gen=5, mc_samples=8, dsm_eval_draws=1, T=0.05).validate()
-    writer = CheckpointWriter(tmp_path / "img.infogen", cfg.as_dict())
-    for record in train_diffusion(cfg):
-        writer.write(record)
-    window.files.open_path(tmp_path / "img.infogen")
+    with RunRecorder(tmp_path / "img", cfg.as_dict()) as writer:
+        for record in train_diffusion(cfg):
+            writer.write(record)
+    window.files.open_path(tmp_path / "img" / "checkpoint.infogen")
     qtbot.waitUntil(lambda: len(window.manager.runs) == 1, timeout=30_000)
     window.redraw(force=True)
     assert window.samples.image_item.isVisible()
