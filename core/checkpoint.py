@@ -6,8 +6,11 @@ Tensors: the model (``model.*``), Adam's moments and step counts (``optim.*``), 
 provenance, the whole history (every record, evaluations included) and the bound settings. A SHA-256 of the
 whole file (computed with its own field zeroed) catches any flipped or missing byte.
 
-Loading never executes code: the header is parsed as JSON after its declared size is checked against the
-file, and tensors are read by safetensors. Every problem raises CheckpointError naming it. Writes are atomic
+Loading never executes code and refuses before it reads (core.io.safe_read): anything but a regular file, a
+file over MAX_CHECKPOINT_BYTES, a header over MAX_HEADER_BYTES or without an integrity hash. It checks the
+SHA-256 before it parses anything, then parses the header and the document as JSON with a nesting limit, and
+validates the document and the tensors against the config (core.checkpoint_validation): tensors are numpy
+views of the file's bytes, read by dtype, shape and offsets. Every problem raises CheckpointError naming it. Writes are atomic
 (temporary file, fsync, rename), so a crash mid-save leaves the previous checkpoint readable.
 """
 
@@ -15,40 +18,44 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from . import __version__
-from .errors import InfoGenError
+from .checkpoint_validation import (
+    device_note, reseeded_state, rng_device, split_tensors, tensor_layout, tensors_from_buffer, validate_document,
+)
+from .errors import CheckpointError
 from .io.atomic import atomic_write_bytes, to_json
+from .io.safe_read import MAX_CHECKPOINT_BYTES, check_at_end, file_limit, loads_json, open_regular, read_into
 
 FORMAT = "infogen-checkpoint"
 FORMAT_VERSION = 1
 SUFFIX = ".infogen"
 CHECKPOINT_NAME = "checkpoint.infogen"
-MAX_HEADER_BYTES = 100 * 2**20
+MAX_HEADER_BYTES = 100 * 2**20  # the document holds every step's record: ~100 bytes each
 HASH_PLACEHOLDER = "0" * 64
-
-
-class CheckpointError(InfoGenError):
-    """The file is not a readable InfoGen checkpoint; the message says why."""
 
 
 @dataclass
 class Checkpoint:
-    """Everything a checkpoint holds."""
+    """Everything a checkpoint holds, validated (core.checkpoint_validation).
+
+    ``notes`` says what a reader should know, e.g. that a run saved on CUDA continues on the CPU here
+    (``train_state_for``); ``infogen info`` and ``infogen resume`` print them.
+    """
 
     doc: dict
     weights: dict[str, np.ndarray]
     train_state: dict | None
     samples: dict[int, np.ndarray]
     path: Path | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def config(self) -> dict:
@@ -62,8 +69,47 @@ class Checkpoint:
     def step(self) -> int:
         return int(self.doc["step"])
 
+    @property
+    def model(self) -> str:
+        return self.doc.get("model", "dm")
+
     def records(self, kind: str) -> list[dict]:
         return [r for r in self.history if r.get("kind") == kind]
+
+    def resume_device(self) -> str:
+        """Where a resume continues: the device the run was saved on when this machine has it, else the CPU."""
+        import torch
+
+        device = str(self.config.get("device", "cpu"))
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            return "cpu"
+        return device
+
+    def resume_config(self, device: str | None = None) -> dict:
+        """The saved config with its device replaced by ``device`` (default: resume_device())."""
+        return {**self.config, "device": device or self.resume_device()}
+
+    def train_state_for(self, device: str | None = None) -> dict | None:
+        """The training state to resume on ``device`` (default: resume_device()); None if not resumable.
+
+        Weights and Adam's moments are plain arrays that load on any device. The random stream cannot move
+        between kinds of device (a CUDA generator's state is its Philox seed and offset, a CPU one's a Mersenne
+        Twister state): a state saved on the other kind is replaced by one re-seeded from the run's seed and
+        step, and a note in ``notes`` says so. Same kind: the saved state, untouched (an exact continuation).
+        """
+        if self.train_state is None:
+            return None
+        import torch
+
+        target = "cuda" if torch.device(device or self.resume_device()).type == "cuda" else "cpu"
+        saved = rng_device(self.train_state["rng_train"])
+        if saved == target:
+            return self.train_state
+        seed = int(self.config.get("seed", 0))
+        note = device_note(saved, target, seed, self.step)
+        if note not in self.notes:
+            self.notes.append(note)
+        return {**self.train_state, "rng_train": reseeded_state(seed, self.step, target)}
 
 
 def provenance(config: dict) -> dict:
@@ -145,76 +191,119 @@ def save_checkpoint(path: str | Path, **parts) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read and verify a checkpoint; CheckpointError says what is wrong with a bad file."""
+    """Read and verify a checkpoint; CheckpointError says what is wrong with a bad file.
+
+    Refused before reading: anything but a regular file (a FIFO, a device such as /dev/zero behind a link, a
+    folder), a file over MAX_CHECKPOINT_BYTES ($INFOGEN_MAX_FILE_BYTES raises it), a header over
+    MAX_HEADER_BYTES or one without an InfoGen integrity hash. Then the whole file is read once and checked by
+    parse_checkpoint: the SHA-256 first, then the document, then the tensors against the config.
+    """
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{p}: is a folder, not a checkpoint file") from None
-    except OSError as exc:
-        raise CheckpointError(f"{p}: cannot be read ({exc})") from None
-    return parse_checkpoint(data, str(p))
+    fh, size = open_regular(p, file_limit(MAX_CHECKPOINT_BYTES), CheckpointError, "checkpoint")
+    with fh:
+        head = bytearray(min(size, 8))
+        read_into(fh, memoryview(head), p, CheckpointError)
+        header = bytearray(_header_size(head, size, str(p)))
+        read_into(fh, memoryview(header), p, CheckpointError)
+        _stored_hash(header, str(p))  # no integrity hash: refused before the rest is read
+        data = bytearray(size)
+        fh.seek(0)
+        read_into(fh, memoryview(data), p, CheckpointError)
+        check_at_end(fh, p, CheckpointError)
+    ckpt = parse_checkpoint(data, str(p))
+    ckpt.path = p
+    return ckpt
 
 
-def parse_checkpoint(data: bytes, name: str = "checkpoint") -> Checkpoint:
-    """Verify and decode checkpoint bytes."""
-    header = _read_header(data, name)
-    meta = header.get("__metadata__")
-    if not isinstance(meta, dict) or "infogen" not in meta:
-        raise CheckpointError(f"{name}: a safetensors file, but not an InfoGen checkpoint (no 'infogen' metadata)")
-    try:
-        doc = json.loads(meta["infogen"])
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{name}: its InfoGen document is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CheckpointError(f"{name}: not an InfoGen checkpoint (format {doc.get('format') if isinstance(doc, dict) else None!r})")
-    version = doc.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise CheckpointError(f"{name}: invalid format version {version!r}")
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{name}: written by a newer InfoGen Explorer (checkpoint format {version}; this build reads up to "
-            f"{FORMAT_VERSION}, package {__version__}): upgrade to open it")
-    stored = meta.get("infogen_sha256")
-    if not isinstance(stored, str) or len(stored) != 64:
-        raise CheckpointError(f"{name}: has no integrity hash")
-    if hashlib.sha256(_replace_hash(data, stored, HASH_PLACEHOLDER)).hexdigest() != stored:
+def parse_checkpoint(data: bytes | bytearray, name: str = "checkpoint") -> Checkpoint:
+    """Verify and decode checkpoint bytes, in this order: the header's size, its integrity hash against the whole
+    file, the header (JSON, at most MAX_JSON_DEPTH deep) and its tensor layout, the document (JSON) and its
+    fields (core.checkpoint_validation), the tensors against the config. Every failure is a CheckpointError.
+    The arrays returned are views of ``data`` (copied first when it is immutable bytes, so they are writable)."""
+    if not isinstance(data, bytearray):
+        data = bytearray(data)
+    view = memoryview(data)
+    size = _header_size(view[:8], len(data), name)
+    header_bytes = bytes(view[8 : 8 + size])
+    stored = _stored_hash(header_bytes, name)
+    digest = hashlib.sha256(view[:8])
+    digest.update(header_bytes.replace(_hash_field(stored), _hash_field(HASH_PLACEHOLDER)))
+    digest.update(view[8 + size :])
+    if digest.hexdigest() != stored:
+        newer = _NEWER.search(header_bytes)
+        if newer is not None and int(newer.group(1)) > FORMAT_VERSION:
+            raise CheckpointError(
+                f"{name}: written by a newer InfoGen Explorer (checkpoint format {int(newer.group(1))}; this build reads "
+                f"up to {FORMAT_VERSION}, package {__version__}): upgrade to open it")
         raise CheckpointError(f"{name}: corrupt: its content does not match its SHA-256 (flipped or missing bytes)")
-    try:
-        tensors = st_load(data)
-    except (SafetensorError, ValueError) as exc:
-        raise CheckpointError(f"{name}: tensor data unreadable ({exc})") from None
-    for key in ("config", "history", "step"):
-        if key not in doc:
-            raise CheckpointError(f"{name}: the document has no {key!r}")
-    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    if not weights:
-        raise CheckpointError(f"{name}: holds no model weights")
-    optim = {k[len("optim."):]: v for k, v in tensors.items() if k.startswith("optim.")}
+    header = _parse_header(header_bytes, name)
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict) or not isinstance(meta.get("infogen"), str):
+        raise CheckpointError(f"{name}: a safetensors file, but not an InfoGen checkpoint (no 'infogen' metadata)")
+    entries = tensor_layout(header, len(data) - 8 - size, name)
+    doc = loads_json(meta["infogen"], f"{name}: its InfoGen document", CheckpointError)
+    cfg = validate_document(doc, name, FORMAT, FORMAT_VERSION, __version__)
+    tensors = tensors_from_buffer(data, 8 + size, entries)
+    weights, optim, rng, samples = split_tensors(tensors, doc["model"], cfg, doc["step"], name)
     train_state = None
-    if "rng.train" in tensors:
-        train_state = {"step": int(doc["step"]), "optimizer": optim, "rng_train": tensors["rng.train"], "model": weights}
-    samples = {int(k.split("_")[-1]): v for k, v in tensors.items() if k.startswith("samples.step_")}
-    return Checkpoint(doc, weights, train_state, samples)
+    if rng is not None:
+        train_state = {"step": doc["step"], "optimizer": optim, "rng_train": rng, "model": weights}
+    ckpt = Checkpoint(doc, weights, train_state, samples)
+    ckpt.train_state_for()  # a run saved on CUDA, opened without CUDA: the note says how it continues
+    return ckpt
 
 
-def _read_header(data: bytes, name: str) -> dict:
-    if len(data) < 8:
-        raise CheckpointError(f"{name}: too short to be a checkpoint ({len(data)} bytes)")
-    (size,) = struct.unpack("<Q", data[:8])
+_NEWER = re.compile(rb'\\"format_version\\":\s*(\d{1,9})')
+_HASH = re.compile(rb'"infogen_sha256":"([0-9a-f]{64})"')
+SNIFF_HEADER_BYTES = 2**20
+
+
+def _hash_field(value: str) -> bytes:
+    return f'"infogen_sha256":"{value}"'.encode()
+
+
+def _header_size(first: bytes | memoryview, file_size: int, name: str) -> int:
+    """The declared header size, checked against MAX_HEADER_BYTES and the file before the header is read."""
+    if file_size < 8 or len(first) < 8:
+        raise CheckpointError(f"{name}: too short to be a checkpoint ({file_size} bytes)")
+    (size,) = struct.unpack("<Q", bytes(first[:8]))
     if size > MAX_HEADER_BYTES:
         raise CheckpointError(f"{name}: not a checkpoint: it declares a header of {size} bytes (limit {MAX_HEADER_BYTES})")
-    if 8 + size > len(data):
-        raise CheckpointError(f"{name}: truncated: the header needs {size} bytes but only {len(data) - 8} follow")
+    if 8 + size > file_size:
+        raise CheckpointError(f"{name}: truncated: the header needs {size} bytes but only {file_size - 8} follow")
+    return size
+
+
+def _stored_hash(header: bytes | bytearray, name: str) -> str:
+    """The SHA-256 the header records, found without parsing it; a header without exactly one is refused (a small
+    one is parsed first, to say what it is instead)."""
+    found = _HASH.findall(header)
+    if len(found) == 1:
+        return found[0].decode()
+    if len(header) <= SNIFF_HEADER_BYTES:
+        parsed = _parse_header(header, name)
+        meta = parsed.get("__metadata__")
+        if not isinstance(meta, dict) or "infogen" not in meta:
+            raise CheckpointError(f"{name}: a safetensors file, but not an InfoGen checkpoint (no 'infogen' metadata)")
+    if len(found) > 1:
+        raise CheckpointError(f"{name}: not a checkpoint: its header holds {len(found)} integrity hashes")
+    raise CheckpointError(f"{name}: not an InfoGen checkpoint: its header has no integrity hash")
+
+
+def _parse_header(header: bytes | bytearray, name: str) -> dict:
     try:
-        header = json.loads(data[8 : 8 + size].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        text = header.decode("utf-8")
+    except UnicodeDecodeError:
         raise CheckpointError(f"{name}: not a checkpoint: its header is not JSON (a pickle or some other file?)") from None
-    if not isinstance(header, dict):
+    try:
+        parsed = loads_json(text, f"{name}: its header", CheckpointError)
+    except CheckpointError as exc:
+        if "nested deeper" in str(exc) or "not a JSON number" in str(exc):
+            raise
+        raise CheckpointError(f"{name}: not a checkpoint: its header is not JSON (a pickle or some other file?)") from None
+    if not isinstance(parsed, dict):
         raise CheckpointError(f"{name}: not a checkpoint: its header is not a JSON object")
-    return header
+    return parsed
 
 
 def _replace_hash(data: bytes, old: str, new: str) -> bytes:

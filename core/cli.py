@@ -22,6 +22,7 @@ from .bounds.variants import VARIANTS
 from .data.toy2d import TOY_DATASETS
 from .errors import ConfigError, InfoGenError
 from .grids import parse_float_grid, parse_seeds
+from .resources import check_writable_folder
 from .io.atomic import to_json
 from .io.recorder import RunRecorder
 from .records import ARRAY_KEYS
@@ -141,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, default=None, help="figure path (default: SOURCE-FIGURE.FORMAT here)")
     export.add_argument("--variant", default=None, choices=sorted(VARIANTS),
                         help="bound variant of a sweep's bound-vs-T (default: the sweep's own)")
+    export.add_argument("--force", action="store_true",
+                        help="overwrite an existing figure, CSV or script (a symbolic link is never followed or "
+                        "replaced, even with --force)")
     resume = sub.add_parser("resume", help="continue training from a checkpoint, exactly")
     resume.add_argument("checkpoint", type=Path)
     resume.add_argument("--iters", type=int, default=None, help="train up to this many iterations (default: the run's)")
@@ -380,28 +384,49 @@ def cmd_select_t(args: argparse.Namespace) -> int:
     return 0
 
 
+def _value(value, spec: str = ".4f") -> str:
+    """A number for a table, or 'n/a' where there is none (null in the file: a NaN, or never computed)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return "n/a"
+    return format(value, spec)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
-    evals = ckpt.records("eval")
+    vae = ckpt.model == "vae"
+    evals = ckpt.records("epoch" if vae else "eval")
     last = evals[-1] if evals else None
+    shown = (("epoch", "step", "bound_encoder_only", "bound_encoder_generator", "test_curve") if vae
+             else ("step", "bound", "test_kl", "variant", "R", "L"))
     info = {
         "format_version": ckpt.doc["format_version"], "package_version": ckpt.doc.get("package_version"),
-        "model": ckpt.doc.get("model"), "config": ckpt.config, "provenance": ckpt.doc.get("provenance"),
+        "model": ckpt.model, "config": ckpt.config, "provenance": ckpt.doc.get("provenance"),
         "history_length": len(ckpt.history), "step": ckpt.step, "evaluations": len(evals),
         "resumable": ckpt.train_state is not None,
-        "last_eval": {k: last.get(k) for k in ("step", "bound", "test_kl", "variant", "R", "L")} if last else None,
+        "last_eval": {k: last.get(k) for k in shown} if last else None,
+        "notes": list(ckpt.notes),
     }
     if args.json:
         print(json.dumps(to_json(info)))
         return 0
     cfg = ckpt.config
     print(f"{args.checkpoint}: InfoGen checkpoint, format {info['format_version']} (package {info['package_version']})")
-    print(f"  model {info['model']}: {cfg.get('data')} m={cfg.get('m')} T={cfg.get('T')} seed={cfg.get('seed')} "
-          f"iters={cfg.get('iters')} variant={cfg.get('variant')} R={cfg.get('R')}")
+    if vae:
+        print(f"  model vae: {cfg.get('data')} m={cfg.get('m')} epochs={cfg.get('epochs')} seed={cfg.get('seed')} "
+              f"preset={cfg.get('preset')} likelihood={cfg.get('likelihood')}")
+    else:
+        print(f"  model {info['model']}: {cfg.get('data')} m={cfg.get('m')} T={cfg.get('T')} seed={cfg.get('seed')} "
+              f"iters={cfg.get('iters')} variant={cfg.get('variant')} R={cfg.get('R')}")
     print(f"  at step {info['step']} with {info['evaluations']} evaluation(s), {info['history_length']} records; "
           f"{'resumable' if info['resumable'] else 'not resumable'}")
-    if last:
-        print(f"  last evaluation at step {last['step']}: bound {last['bound']:.4f}, test KL {last['test_kl']:.4f}")
+    if last and vae:
+        print(f"  last epoch {last.get('epoch')}: bounds {_value(last.get('bound_encoder_only'))} (encoder only) / "
+              f"{_value(last.get('bound_encoder_generator'))} (encoder+generator), test curve {_value(last.get('test_curve'))}")
+    elif last:
+        print(f"  last evaluation at step {last['step']}: bound {_value(last.get('bound'))}, "
+              f"test KL {_value(last.get('test_kl'))}")
+    for note in ckpt.notes:
+        print(f"  note: {note}")
     return 0
 
 
@@ -409,7 +434,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export.figures import export_figure
 
     paths = export_figure(args.source, args.figure, args.format, args.width_in, args.dpi, args.out, args.smoothing,
-                          args.variant)
+                          args.variant, force=args.force)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
@@ -429,12 +454,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     if ckpt.train_state is None:
         raise ConfigError(f"{args.checkpoint}: holds no training state to resume from")
-    values = dict(ckpt.config)
+    values = ckpt.resume_config()  # the saved device if this machine has it, else the CPU
     if args.iters is not None:
         values["iters"] = args.iters
     cfg = DiffusionConfig.from_dict(values).validate()
     if cfg.iters <= ckpt.step:
         raise ConfigError(f"the checkpoint is at step {ckpt.step}; pass --iters above it to train further")
+    train_state = ckpt.train_state_for(cfg.device)
+    for note in ckpt.notes:
+        print(f"note: {note}", file=sys.stderr)
     folder, in_place = resume_target(Path(args.checkpoint), args.out)
     final, error = None, None
     with RunRecorder(folder, cfg.as_dict(), resume=ckpt, in_place=in_place, overwrite=args.overwrite) as writer:
@@ -442,7 +470,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         bar = tqdm(total=cfg.iters, initial=ckpt.step, desc=f"resume T={cfg.T:g}", unit="it", file=sys.stderr,
                    mininterval=0.5)
         try:
-            for record in train_diffusion(cfg, resume=ckpt.train_state):
+            for record in train_diffusion(cfg, resume=train_state):
                 writer.write(record)
                 if record["kind"] == "step":
                     bar.update(record["step"] - bar.n)
@@ -467,6 +495,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {"train": cmd_train, "sweep": cmd_sweep, "select-t": cmd_select_t, "info": cmd_info,
                     "resume": cmd_resume, "export": cmd_export}
+        if args.command in ("train", "sweep", "select-t"):
+            check_writable_folder(args.out)  # a message, not a traceback, before any work
         return commands[args.command](args)
     except InfoGenError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -71,7 +71,7 @@ FIELDS: dict[str, dict[str, str]] = {
 OPTIONAL: dict[str, str] = {
     "epoch": "int", "wall": "number", "test_kl_se": "number", "test_bpd": "number", "test_bpd_se": "number",
     "encoder_info_se": "number", "dsm_train": "number", "dsm_test": "number", "test_kl_draws": "int",
-    MEMBER: "int", "status": "str",
+    MEMBER: "int", "status": "str", "step": "int",
 }
 
 
@@ -87,15 +87,15 @@ def validate_record(record: Any, where: str = "record") -> dict:
     if not isinstance(record, dict):
         raise RecordError(f"{where}: not an object")
     kind = record.get("kind")
-    if kind not in FIELDS:
-        raise RecordError(f"{where}: unknown kind {kind!r}; known kinds: {', '.join(RUN_KINDS)}")
+    if not isinstance(kind, str) or kind not in FIELDS:
+        raise RecordError(f"{where}: unknown kind {kind!r:.60}; known kinds: {', '.join(RUN_KINDS)}")
     where = f"{where} ({kind})"
     for name, type_name in FIELDS[kind].items():
         if name not in record:
             raise RecordError(f"{where}: missing field {name!r}")
         check_field(record, name, type_name, where)
     for name, type_name in OPTIONAL.items():
-        if name in record and not (kind == EPOCH and name == "epoch"):
+        if name in record and name not in FIELDS[kind]:
             check_field(record, name, type_name, where)
     if "step" in record and record["step"] < 0:
         raise RecordError(f"{where}: field 'step' must be >= 0, got {record['step']}")

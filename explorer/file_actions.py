@@ -5,6 +5,7 @@ else on the thread pool), so the window never freezes on a large file."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,12 +21,21 @@ from core.errors import InfoGenError
 from core.export.figures import FORMATS, RUN_FIGURES, SWEEP_FIGURES, export_figure
 from core.io.atomic import atomic_write_bytes
 
-from .loading import load_state
+from .loading import load_state, renumber
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
 
 MAX_RECENT = 8
+log = logging.getLogger(__name__)
+
+
+def error_text(exc: BaseException) -> str:
+    """What the banner says about an error: our own errors (InfoGenError) and OS errors as they are, anything
+    else with its type (its traceback goes to the log)."""
+    if isinstance(exc, (InfoGenError, OSError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc} (an unexpected error; the traceback is in the log)"
 
 
 class FileActions:
@@ -66,40 +76,50 @@ class FileActions:
             self.open_path(path)
 
     def open_path(self, path: str | Path) -> None:
-        """Read ``path`` off the GUI thread; the run appears when it is loaded, or the reason it cannot be."""
-        run_id, colour = self.window.manager.reserve()
+        """Read ``path`` off the GUI thread; the run appears when it is loaded, or the reason it cannot be (any
+        error, ours or not, ends in the banner with its traceback in the log). The run number is taken only once
+        the file has loaded."""
         self.window.statusBar().showMessage(f"Opening {path}…")
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
         if loop is not None:  # qasync: an asyncio task on Qt's loop, the file read in its executor
-            task = loop.create_task(self._open_async(loop, path, run_id, colour))
+            task = loop.create_task(self._open_async(loop, path))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
             return
-        worker = thread_worker(load_state, start_thread=False, ignore_errors=True)(path, run_id, colour)
+        worker = thread_worker(load_state, start_thread=False, ignore_errors=True)(path, 0, (0, 0, 0))
         worker.returned.connect(lambda state: self.opened(path, state))
         worker.errored.connect(lambda exc: self.open_failed(path, exc))
         worker.start()
 
-    async def _open_async(self, loop, path, run_id, colour) -> None:
+    async def _open_async(self, loop, path) -> None:
         try:
-            state = await loop.run_in_executor(None, load_state, path, run_id, colour)
-        except (InfoGenError, OSError) as exc:
-            self.open_failed(path, exc)
-            return
+            state = await loop.run_in_executor(None, load_state, path, 0, (0, 0, 0))
         except asyncio.CancelledError:
+            return
+        except Exception as exc:  # noqa: BLE001 (every error is shown, none is lost in the loop)
+            self.open_failed(path, exc)
             return
         self.opened(path, state)
 
     def opened(self, path, state) -> None:
-        self.window.manager.add_loaded(state)
-        self._remember(str(path))
-        self.window.statusBar().showMessage(f"Opened {path}")
+        """Show a loaded run under the next run number; clears an earlier error from the banner."""
+        try:
+            renumber(state, *self.window.manager.reserve())
+            self.window.manager.add_loaded(state)
+            self._remember(str(path))
+        except Exception as exc:  # noqa: BLE001
+            self.open_failed(path, exc)
+            return
+        self.window.clear_error()
+        notes = f" (note: {state.message})" if state.message else ""
+        self.window.statusBar().showMessage(f"Opened {path}{notes}")
 
-    def open_failed(self, path, exc: Exception) -> None:
-        self.window.show_error(f"Cannot open {path}: {exc}")
+    def open_failed(self, path, exc: BaseException) -> None:
+        log.error("cannot open %s", path, exc_info=(type(exc), exc, exc.__traceback__))
+        self.window.show_error(f"Cannot open {path}: {error_text(exc)}")
 
     def _remember(self, path: str) -> None:
         recent = [p for p in self.recent() if p != path]
@@ -146,7 +166,12 @@ class FileActions:
         target = Path(target)
         if target.suffix != ".infogen":
             target = target.with_suffix(".infogen")
-        atomic_write_bytes(target, path.read_bytes())
+        try:
+            atomic_write_bytes(target, path.read_bytes())
+        except OSError as exc:
+            log.error("cannot save %s", target, exc_info=(type(exc), exc, exc.__traceback__))
+            self.window.show_error(f"Cannot save {target}: {error_text(exc)}")
+            return None
         self._remember(str(target))
         self.window.statusBar().showMessage(f"Saved {target}")
         return target
@@ -156,6 +181,10 @@ class FileActions:
         if run is None:
             self.window.show_error("Select a run to resume.")
             return
+        if run.is_vae:
+            self.window.show_error(f"Cannot resume {run.name}: VAE runs cannot be resumed (their files hold no "
+                                   "optimizer state yet); train a new run with more epochs.")
+            return
         if iters is None:
             iters, ok = QInputDialog.getInt(self.window, "Resume training", "Train up to iteration:",
                                             run.config.iters * 2, 1, 100_000_000)
@@ -163,8 +192,11 @@ class FileActions:
                 return
         try:
             self.window.manager.resume(run.run_id, iters)
-        except (InfoGenError, OSError) as exc:
-            self.window.show_error(f"Cannot resume {run.name}: {exc}")
+        except Exception as exc:  # noqa: BLE001 (every error is shown in the banner, its traceback logged)
+            log.error("cannot resume %s", run.name, exc_info=(type(exc), exc, exc.__traceback__))
+            self.window.show_error(f"Cannot resume {run.name}: {error_text(exc)}")
+            return
+        self.window.clear_error()
 
     def export_dialog(self, figure: str | None = None) -> None:
         run = self.window.selected_run
@@ -198,14 +230,47 @@ class FileActions:
             return
         target, _ = QFileDialog.getSaveFileName(self.window, "Export to", f"{figures.currentText()}.{formats.currentText()}")
         if target:
-            self.export(run, figures.currentText(), formats.currentText(), width.value(), dpi.value(), target)
+            force = self.confirm_export_targets(target, formats.currentText())
+            if force is not None:
+                self.export(run, figures.currentText(), formats.currentText(), width.value(), dpi.value(), target,
+                            force=force)
 
-    def export(self, run, figure: str, fmt: str, width_in: float, dpi: float, target: str | Path) -> dict | None:
+    def confirm_export_targets(self, target: str | Path, fmt: str) -> bool | None:
+        """Whether the export may overwrite (True), needs not (False), or was cancelled (None). The file dialog
+        has asked about the file chosen in it; the CSV and the script written beside it (and the figure, when
+        the format's suffix was added to the chosen name) are asked about here, so none is replaced silently."""
+        import os
+
+        from PySide6.QtWidgets import QMessageBox
+
+        from core.export.figures import export_paths
+
+        paths = export_paths(target, fmt)
+        present = [p for p in paths.values() if os.path.lexists(p)]
+        ask = [p for p in present if p != Path(target)]
+        if ask:
+            names = ", ".join(p.name for p in ask)
+            one = len(ask) == 1
+            answer = QMessageBox.question(
+                self.window, "Replace files?",
+                f"{names} already {'exists' if one else 'exist'} in {paths['figure'].parent}. "
+                f"The export writes the figure with its CSV and script; replace {'it' if one else 'them'}?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return None
+        return bool(present)
+
+    def export(self, run, figure: str, fmt: str, width_in: float, dpi: float, target: str | Path,
+               force: bool = False) -> dict | None:
+        """Export; existing files are replaced only with ``force`` (after the user confirmed), symbolic links
+        never (core.export.figures)."""
         source = run.folder if (run.folder / "history.jsonl").exists() or run.is_sweep else run.checkpoint_path
         try:
-            paths = export_figure(source, figure, fmt, width_in, dpi, target)
-        except (InfoGenError, OSError) as exc:
-            self.window.show_error(f"Export failed: {exc}")
+            paths = export_figure(source, figure, fmt, width_in, dpi, target, force=force)
+        except Exception as exc:  # noqa: BLE001
+            log.error("export of %s failed", run.name, exc_info=(type(exc), exc, exc.__traceback__))
+            self.window.show_error(f"Export failed: {error_text(exc)}")
             return None
         self.window.statusBar().showMessage(f"Exported {paths['figure']} with {paths['csv'].name} and {paths['script'].name}")
         return paths

@@ -49,7 +49,7 @@ def single_run_job(config: DiffusionConfig, folder: Path, stop: threading.Event,
     def records() -> Iterator[dict]:
         ckpt = load_checkpoint(resume_from) if resume_from is not None else None
         with RunRecorder(folder, config.as_dict(), resume=ckpt, in_place=in_place) as recorder:
-            resume = ckpt.train_state if ckpt is not None else None
+            resume = ckpt.train_state_for(config.device) if ckpt is not None else None
             for record in train_diffusion(config, should_stop=stop.is_set, resume=resume):
                 recorder.write(record)
                 yield {k: v for k, v in record.items() if k not in GUI_KEYS_DROPPED}

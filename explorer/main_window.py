@@ -158,7 +158,12 @@ class MainWindow(QMainWindow):
         """Show a problem in the window (not a modal box): the app stays usable."""
         self.banner.setText(message)
         self.banner.setVisible(True)
-        self.statusBar().showMessage(message.splitlines()[0][:200])
+        self.statusBar().showMessage(message.splitlines()[0][:200] if message else "")
+
+    def clear_error(self) -> None:
+        """Hide the error banner (after something that worked: a file opened, a run started)."""
+        self.banner.clear()
+        self.banner.setVisible(False)
 
     def _run_failed(self, run_id: int, message: str) -> None:
         run = self.manager.runs.get(run_id)

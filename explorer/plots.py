@@ -13,7 +13,7 @@ from superqt import QLabeledDoubleSlider
 
 from core.smoothing import MAX_WEIGHT, debiased_ema, decimate
 
-from .run_state import RunState, metric_text
+from .run_state import RunState, fmt, metric_text
 from .sticky_range import sticky_interval
 
 MAX_DISPLAY_POINTS = 2000
@@ -47,11 +47,25 @@ def cache_axes(plot: pg.PlotItem) -> None:
     left.setWidth(LEFT_AXIS_WIDTH)
 
 
+def _num(value) -> float:
+    """A stored number as a float: None (a NaN stored as null) becomes NaN."""
+    return float("nan") if value is None else float(value)
+
+
+def points(x, values) -> tuple[np.ndarray, np.ndarray]:
+    """The (x, y) points that have a value: None (NaN stored as null) and non-finite values are skipped."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(values, dtype=float)  # None becomes NaN
+    keep = np.isfinite(x) & np.isfinite(y)
+    return x[keep], y[keep]
+
+
 def bound_terms(ev: dict) -> dict[str, float]:
-    """The bound's four contributions as they add up: the two R terms already multiplied by sqrt(2) R."""
-    scale = math.sqrt(2.0) * ev["R"]
-    return {"score_matching": ev["score_matching"], "encoder_info": ev["encoder_info"],
-            "encoder_prior": scale * ev["encoder_prior"], "generator": scale * ev["generator"]}
+    """The bound's four contributions as they add up: the two R terms already multiplied by sqrt(2) R (NaN where
+    a term was stored as null)."""
+    scale = math.sqrt(2.0) * _num(ev.get("R"))
+    return {"score_matching": _num(ev.get("score_matching")), "encoder_info": _num(ev.get("encoder_info")),
+            "encoder_prior": scale * _num(ev.get("encoder_prior")), "generator": scale * _num(ev.get("generator"))}
 
 
 class TimedGraphicsLayoutWidget(pg.GraphicsLayoutWidget):
@@ -253,7 +267,7 @@ class MetricPlots(QWidget):
 
     def _x_of_evals(self, run: RunState) -> np.ndarray:
         key = "wall" if self.x_axis.currentIndex() == 1 else "step"
-        return np.array([ev[key] for ev in run.evals], dtype=float)
+        return np.array([_num(ev.get(key)) for ev in run.evals], dtype=float)
 
     def _draw_run(self, run: RunState, plot: str) -> None:
         colour = run.colour
@@ -267,8 +281,7 @@ class MetricPlots(QWidget):
             self._draw_gap(run, colour, label, ex)
 
     def _draw_loss(self, run: RunState, colour, label: str, ex: np.ndarray) -> None:
-        x = np.asarray(run.walls if self.x_axis.currentIndex() == 1 else run.steps, dtype=float)
-        y = np.asarray(run.losses, dtype=float)
+        x, y = points(run.walls if self.x_axis.currentIndex() == 1 else run.steps, run.losses)
         raw = self._curve(run, "loss", "raw", pen=pg.mkPen((*colour, 35)))
         smooth = self._curve(run, "loss", "smooth", pen=pg.mkPen(colour, width=2), name=f"{label} train")
         if len(x):
@@ -281,19 +294,19 @@ class MetricPlots(QWidget):
         held = self._curve(run, "loss", "held-out", pen=None, symbol="o", symbolSize=7,
                            symbolBrush=colour, name=f"{label} held-out")
         if run.is_vae:
-            held.setData(ex, [ev["rec_test"] + ev["kl_test"] for ev in run.evals])
+            held.setData(*points(ex, [_num(ev.get("rec_test")) + _num(ev.get("kl_test")) for ev in run.evals]))
         else:
-            held.setData(ex, [ev["dsm_test"] for ev in run.evals])
+            held.setData(*points(ex, [ev.get("dsm_test") for ev in run.evals]))
 
     def _draw_bound(self, run: RunState, colour, label: str, ex: np.ndarray) -> None:
         if run.is_vae:
             for key, text, style, width in VAE_BOUND_CURVES:
                 self._curve(run, "bound", key, pen=pg.mkPen(colour, width=width, style=style),
-                            name=f"{label} {text}").setData(ex, [ev[key] for ev in run.evals])
+                            name=f"{label} {text}").setData(*points(ex, [ev.get(key) for ev in run.evals]))
             return
-        total = np.array([ev["bound"] for ev in run.evals])
         self._curve(run, "bound", "total", pen=pg.mkPen(colour, width=2.5), symbol="o", symbolSize=5,
-                    symbolBrush=colour, name=f"{label} bound (R={run.config.R:g})").setData(ex, total)
+                    symbolBrush=colour, name=f"{label} bound (R={run.config.R:g})").setData(
+                        *points(ex, [ev.get("bound") for ev in run.evals]))
         mode = self.terms_mode.currentText()
         if mode == "Total":
             for name in TERM_STYLES:
@@ -307,7 +320,7 @@ class MetricPlots(QWidget):
                 ys = cumulative.copy() if mode == "Stacked" else values
                 label_text = name if name in ("score_matching", "encoder_info") else f"√2R·{name}"
                 self._curve(run, "bound", name, pen=pg.mkPen(colour, width=1.2, style=style),
-                            name=f"{label} {label_text}").setData(ex, ys)
+                            name=f"{label} {label_text}").setData(*points(ex, ys))
 
     def _draw_gap(self, run: RunState, colour, label: str, ex: np.ndarray) -> None:
         if run.is_vae:
@@ -315,13 +328,13 @@ class MetricPlots(QWidget):
                                      ("rec_gap", "rec test − train", Qt.PenStyle.DashLine),
                                      ("neg_elbo_gap", "−ELBO test − train", Qt.PenStyle.DotLine)):
                 self._curve(run, "gap", key, pen=pg.mkPen(colour, width=1.5, style=style),
-                            name=f"{label} {text}").setData(ex, [ev[key] for ev in run.evals])
+                            name=f"{label} {text}").setData(*points(ex, [ev.get(key) for ev in run.evals]))
             return
         metric, text = ("test_bpd", "test BPD") if "test_bpd" in run.evals[-1] else ("test_kl", "test KL")
         self._curve(run, "gap", metric, pen=pg.mkPen(colour, width=2), symbol="s", symbolSize=6,
-                    symbolBrush=colour, name=f"{label} {text}").setData(ex, [ev[metric] for ev in run.evals])
+                    symbolBrush=colour, name=f"{label} {text}").setData(*points(ex, [ev.get(metric) for ev in run.evals]))
         self._curve(run, "gap", "dsm_gap", pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
-                    name=f"{label} DSM gap").setData(ex, [ev["dsm_gap"] for ev in run.evals])
+                    name=f"{label} DSM gap").setData(*points(ex, [ev.get("dsm_gap") for ev in run.evals]))
 
     def set_cursor(self, x: float) -> None:
         """Move the linked cursor of all three plots to x and show the selected run's values there."""
@@ -335,16 +348,16 @@ class MetricPlots(QWidget):
         xs = np.asarray(run.walls if self.x_axis.currentIndex() == 1 else run.steps, dtype=float)
         if len(xs):
             i = int(np.clip(np.searchsorted(xs, x), 0, len(xs) - 1))
-            parts.append(f"loss {run.losses[i]:.4f}")
+            parts.append(f"loss {fmt(run.losses[i])}")
         ex = self._x_of_evals(run)
         if len(ex):
             j = int(np.argmin(np.abs(ex - x)))
             ev = run.evals[j]
             if run.is_vae:
-                parts.append(f"epoch {ev['epoch']}: bounds {ev['bound_encoder_only']:.2f} / "
-                             f"{ev['bound_encoder_generator']:.2f}, test curve {ev['test_curve']:.2f}")
+                parts.append(f"epoch {ev['epoch']}: bounds {fmt(ev.get('bound_encoder_only'), '.2f')} / "
+                             f"{fmt(ev.get('bound_encoder_generator'), '.2f')}, test curve {fmt(ev.get('test_curve'), '.2f')}")
             else:
-                parts.append(f"eval @ {ev['step']}: bound {ev['bound']:.3f}, {metric_text(ev)}")
+                parts.append(f"eval @ {ev['step']}: bound {fmt(ev.get('bound'), '.3f')}, {metric_text(ev)}")
         self.cursor_label.setText("   ".join(parts))
 
     def _mouse_moved(self, pos) -> None:

@@ -95,14 +95,16 @@ class RunManager(QObject):
         if not Path(path).is_file():
             raise ConfigError(f"{state.name} has no checkpoint to resume from (it is written at each evaluation)")
         ckpt = load_checkpoint(path)
-        config = state.config.with_(iters=iters or state.config.iters).validate()
+        device = ckpt.resume_device()  # a run saved on CUDA continues on the CPU where there is no GPU
+        config = state.config.with_(iters=iters or state.config.iters, device=device).validate()
         if ckpt.train_state is None or config.iters <= ckpt.step:
             raise ConfigError(f"the checkpoint is at step {ckpt.step} of {config.iters}: raise the iterations to train further")
         keep = sum(1 for s in state.steps if s <= ckpt.step)
         del state.steps[keep:], state.losses[keep:], state.walls[keep:]
         keep_evals = sum(1 for ev in state.evals if ev["step"] <= ckpt.step)
         del state.evals[keep_evals:], state.samples[keep_evals:]
-        state.config, state.status, state.message = config, "running", ""
+        ckpt.train_state_for(device)  # fills ckpt.notes when the device changes
+        state.config, state.status, state.message = config, "running", " ".join(ckpt.notes)
         state.started, state.finished_at = time.monotonic(), None
         state.revision += 1
         state.eval_revision += 1

@@ -149,7 +149,17 @@ class RunState:
         self._group_steps: dict[tuple, tuple[int, int]] = {}
 
 
+def fmt(value, spec: str = ".4f") -> str:
+    """A number for a label, or "n/a" where there is none: None (a NaN stored as null), NaN or infinity."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        return "n/a"
+    if not np.isfinite(value):
+        return "n/a"
+    return format(value, spec)
+
+
 def metric_text(record: dict, key: str = "test_kl", label: str = "test KL") -> str:
-    """'test KL 0.512 ± 0.014': a test metric with its Monte Carlo standard error when the record has one."""
+    """'test KL 0.512 ± 0.014': a test metric with its Monte Carlo standard error when the record has one
+    ('test KL n/a' when the metric is missing or not finite)."""
     se = record.get(f"{key}_se")
-    return f"{label} {record[key]:.3f}" + (f" ± {se:.3f}" if se is not None and np.isfinite(se) else "")
+    return f"{label} {fmt(record.get(key), '.3f')}" + (f" ± {se:.3f}" if fmt(se) != "n/a" else "")

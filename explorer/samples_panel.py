@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSlider, QVBoxLayout, QWidget
 
-from .run_state import RunState, metric_text
+from .run_state import RunState, fmt, metric_text
 from .training_points import training_points
 
 
@@ -76,15 +76,17 @@ class SamplesPanel(QWidget):
             self.image_item.setVisible(True)
             if "test_bpd" in ev:
                 self.label.setText(f"evaluation {index + 1}/{len(run.samples)} at step {ev['step']}: generated images; "
-                                   f"test BPD {ev['test_bpd']:.3f}, bound {ev['bound']:.4g} (R={ev['R']:g})")
+                                   f"test BPD {fmt(ev.get('test_bpd'), '.3f')}, bound {fmt(ev.get('bound'), '.4g')} "
+                                   f"(R={fmt(ev.get('R'), 'g')})")
             else:
                 self.label.setText(f"epoch {ev['epoch']} ({index + 1}/{len(run.samples)}): generated images; bounds "
-                                   f"{ev['bound_encoder_only']:.2f} / {ev['bound_encoder_generator']:.2f}, test curve {ev['test_curve']:.2f}")
+                                   f"{fmt(ev.get('bound_encoder_only'), '.2f')} / {fmt(ev.get('bound_encoder_generator'), '.2f')}, "
+                                   f"test curve {fmt(ev.get('test_curve'), '.2f')}")
             return
         self.image_item.setVisible(False)
         self.gen_item.setData(pos=pts[:, :2], brush=pg.mkBrush(*run.colour, 160))
         self.label.setText(f"evaluation {index + 1}/{len(run.samples)} at step {ev['step']}: "
-                           f"{metric_text(ev)}, bound {ev['bound']:.3f} (R={ev['R']:g})")
+                           f"{metric_text(ev)}, bound {fmt(ev.get('bound'), '.3f')} (R={fmt(ev.get('R'), 'g')})")
 
 
 MAX_GRID = 64

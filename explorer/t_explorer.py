@@ -18,7 +18,7 @@ from core.errors import RunFileError
 from core.io.run_dir import read_run
 from core.metrics.near_best import mean_se, near_best
 
-from .run_state import RunState, metric_text
+from .run_state import RunState, fmt, metric_text
 from .samples_panel import MAX_GRID, as_images, image_grid
 from .training_points import training_points
 
@@ -182,8 +182,8 @@ class TExplorer(QWidget):
         metric = test_metric(run)[0]
         if run.mode == "select":
             points = sorted(run.selection_points, key=lambda p: p["T"])
-            return ([p["T"] for p in points], [p["bound"] for p in points], [0.0] * len(points),
-                    [p.get(metric, p["test_kl"]) for p in points], [mean_se([p.get(f"{metric}_se")]) for p in points])
+            return ([p["T"] for p in points], [_float(p["bound"]) for p in points], [0.0] * len(points),
+                    [_float(p.get(metric, p["test_kl"])) for p in points], [mean_se([p.get(f"{metric}_se")]) for p in points])
         Ts, bounds, stds, kls, ses = [], [], [], [], []
         for T in run.Ts:
             finals = [ev for ev in run.sweep_finals.values() if abs(ev["T"] - T) < 1e-9]
@@ -192,7 +192,7 @@ class TExplorer(QWidget):
                 Ts.append(T)
                 bounds.append(float(b.mean()))
                 stds.append(float(b.std(ddof=1)) if len(b) > 1 else 0.0)
-                kls.append(float(np.mean([ev.get(metric, ev["test_kl"]) for ev in finals])))
+                kls.append(float(np.mean(np.array([ev.get(metric, ev["test_kl"]) for ev in finals], dtype=float))))
                 ses.append(mean_se([ev.get(f"{metric}_se") for ev in finals]))
         return Ts, bounds, stds, kls, ses
 
@@ -208,7 +208,7 @@ class TExplorer(QWidget):
         if len(x):
             self.bound_band.setData(x=x, y=np.array(bounds), height=2 * np.array(stds))
             self.kl_band.setData(x=x, y=np.array(kls), height=4 * np.nan_to_num(np.array(ses, dtype=float)))
-            ib, ik = int(np.argmin(bounds)), int(np.argmin(kls))
+            ib, ik = _argmin(bounds), _argmin(kls)
             self.star_bound.setData([x[ib]], [bounds[ib]])
             self.star_kl.setData([x[ik]], [kls[ik]])
             self.kl_view.enableAutoRange()
@@ -243,9 +243,9 @@ class TExplorer(QWidget):
         samples = self._grid_samples(Path(nearest["run_dir"]))
         if samples is not None:
             self._show_points(run, samples)
-        done = (f"T* = {run.selection['T_star']:g} (bound {run.selection['bound_at_T_star']:.3f}) after "
+        done = (f"T* = {run.selection['T_star']:g} (bound {fmt(run.selection.get('bound_at_T_star'), '.3f')}) after "
                 f"{run.selection['trainings']} trainings" if run.selection else f"{len(points)} trained so far")
-        self.caption.setText(f"model trained at T = {nearest['T']:g} (bound {nearest['bound']:.3f}, "
+        self.caption.setText(f"model trained at T = {nearest['T']:g} (bound {fmt(nearest.get('bound'), '.3f')}, "
                              f"{metric_text(nearest)}); {done}")
 
     def _grid_samples(self, folder: Path) -> np.ndarray | None:
@@ -274,3 +274,15 @@ class TExplorer(QWidget):
         lo, hi = self.slider.minimum(), self.slider.maximum()
         value = self.slider.value() + (hi - lo) / 100
         self.slider.setValue(lo if value > hi else value)  # loop
+
+
+def _argmin(values) -> int:
+    """Index of the smallest finite value (0 when none is finite: a sweep whose every run went NaN)."""
+    arr = np.asarray(values, dtype=float)
+    finite = np.isfinite(arr)
+    return int(np.nanargmin(np.where(finite, arr, np.nan))) if finite.any() else 0
+
+
+def _float(value) -> float:
+    """A stored number as a float, NaN for None (a NaN stored as null): pyqtgraph skips it."""
+    return float("nan") if value is None else float(value)

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..resources import format_bytes, machine_memory_bytes
+from .. import resources
+from ..resources import format_bytes
 from .files import load_numeric_array
 from .peek import (
-    CIFAR_RECORD, GRAY_MODES, GZIP_MAGIC, IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, check_fits, check_image_pixels,
-    open_maybe_gzip, read_idx_header,
+    CIFAR_RECORD, GRAY_MODES, GZIP_MAGIC, IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, ImageTooLargeError, check_fits,
+    check_image_pixels, open_maybe_gzip, read_idx_header,
 )
 
 CHUNK = 1 << 20
@@ -107,7 +108,7 @@ def _read_capped(p: Path, limit: int) -> bytes:
         size = p.stat().st_size
         if limit and size > limit:
             raise DataError(f"{p}: {format_bytes(size)} of data is more than this machine can load "
-                            f"({format_bytes(machine_memory_bytes())} of memory)")
+                            f"({format_bytes(resources.machine_memory_bytes())} of memory)")
         return p.read_bytes()
     parts, total = [], 0
     try:
@@ -119,7 +120,7 @@ def _read_capped(p: Path, limit: int) -> bytes:
                 total += len(part)
                 if limit and total > limit:
                     raise DataError(f"{p}: decompresses to more than {format_bytes(limit)}, more than this machine can "
-                                    f"load ({format_bytes(machine_memory_bytes())} of memory)")
+                                    f"load ({format_bytes(resources.machine_memory_bytes())} of memory)")
                 parts.append(part)
     except (OSError, EOFError, zlib.error) as exc:
         raise _gzip_error(p, exc) from None
@@ -129,7 +130,7 @@ def _read_capped(p: Path, limit: int) -> bytes:
 def load_cifar10(path: str | Path) -> np.ndarray:
     """CIFAR-10 binary batches (records of 1 label byte + 3,072 pixel bytes) as (n, 3, 32, 32)."""
     parts = []
-    budget = machine_memory_bytes() // 9  # each byte becomes 8 bytes of float32 work on top of itself
+    budget = resources.machine_memory_bytes() // 9  # each byte becomes 8 bytes of float32 work on top of itself
     for f in cifar10_files(path):
         raw = _read_capped(f, budget)
         budget = max(1, budget - len(raw)) if budget else 0
@@ -181,8 +182,8 @@ def load_image_folder(path: str | Path) -> np.ndarray:
                 with Image.open(f) as im:  # lazy: only the header is read
                     headers.append((im.size, im.mode))
             except bomb as exc:
-                raise DataError(f"{f}: refused before decoding, above the limit of {MAX_IMAGE_PIXELS:,} pixels "
-                                f"per image ({exc})") from None
+                raise ImageTooLargeError(f"{f}: refused before decoding, above the limit of {MAX_IMAGE_PIXELS:,} "
+                                         f"pixels per image ({exc})") from None
             except unreadable as exc:
                 raise DataError(f"{f}: unreadable image ({exc})") from None
             width, height = headers[-1][0]

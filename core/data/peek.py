@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..resources import format_bytes, machine_memory_bytes
+from .. import resources
+from ..resources import format_bytes
 
 MAX_IMAGE_PIXELS = 2**26  # 8192 x 8192 per image: far above any U-Net or VAE here, far below a decompression bomb
 GZIP_MAGIC = b"\x1f\x8b"
@@ -42,16 +43,20 @@ class DataShape:
 
 def check_fits(name: str, nbytes: int, what: str) -> None:
     """DataError when loading needs more memory than the machine has."""
-    limit = machine_memory_bytes()
+    limit = resources.machine_memory_bytes()
     if limit and nbytes > limit:
         raise DataError(f"{name}: {what} need about {format_bytes(nbytes)} of memory to load; this machine has "
                         f"{format_bytes(limit)}")
 
 
+class ImageTooLargeError(DataError):
+    """An image above MAX_IMAGE_PIXELS, found from its header before it is decoded."""
+
+
 def check_image_pixels(name: str, height: int, width: int) -> None:
-    """DataError for images above MAX_IMAGE_PIXELS, before they are decoded."""
+    """ImageTooLargeError for images above MAX_IMAGE_PIXELS, before they are decoded."""
     if height * width > MAX_IMAGE_PIXELS:
-        raise DataError(f"{name}: images of {width}x{height} = {height * width:,} pixels are above the limit of "
+        raise ImageTooLargeError(f"{name}: images of {width}x{height} = {height * width:,} pixels are above the limit of "
                         f"{MAX_IMAGE_PIXELS:,} pixels (8192x8192) per image")
 
 
@@ -142,7 +147,8 @@ def read_idx_header(fh, name: str) -> tuple[np.dtype, tuple[int, ...]]:
 # --- the dataset of a run ----------------------------------------------------------------------------------
 
 def peek_dataset(name: str, path: str | Path = "") -> DataShape | None:
-    """The dataset's shape from headers alone; None when it cannot be told cheaply (the loader will say why)."""
+    """The dataset's shape from headers alone; None when it cannot be told cheaply (the loader will say why).
+    Images above MAX_IMAGE_PIXELS are refused here already (ImageTooLargeError), before anything is decoded."""
     from .toy2d import TOY_DATASETS
 
     if name in TOY_DATASETS:
@@ -156,9 +162,14 @@ def peek_dataset(name: str, path: str | Path = "") -> DataShape | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _peek_file(name, p)
-    except Exception:  # best effort: whatever is wrong with the file, its loader names it
+            shape = _peek_file(name, p)
+    except ImageTooLargeError:
+        raise
+    except Exception:  # best effort: whatever else is wrong with the file, its loader names it
         return None
+    if shape is not None and len(shape.example) == 3:
+        check_image_pixels(str(p), shape.example[1], shape.example[2])
+    return shape
 
 
 def _peek_file(name: str, p: Path) -> DataShape | None:
@@ -205,8 +216,13 @@ def _peek_file(name: str, p: Path) -> DataShape | None:
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
         if not files:
             return None
-        with Image.open(files[0]) as im:  # lazy: reads the header only
-            width, height = im.size
-            channels = 1 if im.mode in GRAY_MODES else 3
+        try:
+            with Image.open(files[0]) as im:  # lazy: reads the header only
+                width, height = im.size
+                channels = 1 if im.mode in GRAY_MODES else 3
+        except Image.DecompressionBombError as exc:
+            raise ImageTooLargeError(f"{files[0]}: refused before decoding, above the limit of {MAX_IMAGE_PIXELS:,} "
+                                     f"pixels per image ({exc})") from None
+        check_image_pixels(str(files[0]), height, width)
         return DataShape(len(files), (channels, height, width), 1)
     return None

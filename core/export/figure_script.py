@@ -1,4 +1,5 @@
-"""The standalone script written next to every exported figure; export itself runs this same code.
+"""The standalone script written next to every exported figure; export draws the figure with this same code,
+compiled from the text it writes (core.export.figures.render_script), never by running a file from disk.
 
 Keep it self-contained: it may import only the standard library, numpy and matplotlib, because users run it
 on its own to restyle a figure for their paper.
@@ -25,7 +26,11 @@ META = {meta!r}
 
 def read_csv(path):
     with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+        return parse_csv(fh)
+
+
+def parse_csv(fh):
+    rows = list(csv.DictReader(fh))
     columns = {{}}
     for key in rows[0].keys() if rows else []:
         values = []
@@ -113,11 +118,11 @@ def draw(c, ax):
     ax.legend(frameon=False)
 
 
-def render(out=None, width_in={width_in!r}, dpi={dpi!r}):
+def render(out=None, width_in={width_in!r}, dpi={dpi!r}, columns=None):
     out = out or os.path.join(os.path.dirname(os.path.abspath(__file__)), DEFAULT_OUT)
     style(width_in)
     fig, ax = plt.subplots()
-    draw(read_csv(CSV), ax)
+    draw(read_csv(CSV) if columns is None else columns, ax)
     if META.get("title"):
         ax.set_title("\n".join(textwrap.wrap(META["title"], max(20, int(width_in * 16)))), fontsize=7)
     fig.tight_layout()

@@ -1,24 +1,37 @@
 """``infogen export``: a paper figure from a run directory, a checkpoint or a sweep directory.
 
 The data are extracted to a CSV, a standalone script that draws the CSV is written beside it, and the figure
-itself is made by running that very script: so the script reproduces the figure by construction. Vector PDF
-and SVG keep their text as embedded TrueType (PDF) or glyph paths (SVG); PNG is rendered at the chosen dpi.
+itself is drawn by that very script's code: the text written to the .py file is compiled and run in this process,
+from memory, on the CSV text written beside it. So the script reproduces the figure by construction, and no
+file is ever run from disk (a planted or swapped .py cannot be executed). Vector PDF and SVG keep their text as
+embedded TrueType (PDF) or glyph paths (SVG); PNG is rendered at the chosen dpi.
+
+The user's files are safe: every target (figure, CSV, script) is checked before anything is written. An existing
+file is refused unless ``force``; a symbolic link (even a dangling one), a folder or any other non-regular file
+at a target is refused always, even with ``force``, because replacing it would either write through the link or
+silently remove what the user put there. Everything is written in a private temporary folder beside the
+targets and then moved into place (os.replace with ``force``, an exclusive hard link without it, so a file that
+appears meanwhile is still not overwritten).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import runpy
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..checkpoint import load_checkpoint
+from ..config_checks import smoothing_weight
 from ..errors import ConfigError, RunFileError
 from ..io.run_dir import read_run
+from ..resources import check_data_costs
 from ..smoothing import debiased_ema
 from ..training.config import DiffusionConfig, load_run_data, load_run_data_with_shape
 from .figure_script import SCRIPT
@@ -87,8 +100,8 @@ def figure_table(source: dict, figure: str, smoothing: float = 0.9, variant: str
         scale = math.sqrt(2.0) * cfg["R"]
         return {"step": [r["step"] for r in evals], "bound": [r["bound"] for r in evals],
                 "score_matching": [r["score_matching"] for r in evals], "encoder_info": [r["encoder_info"] for r in evals],
-                "encoder_prior_scaled": [scale * r["encoder_prior"] for r in evals],
-                "generator_scaled": [scale * r["generator"] for r in evals]}, meta
+                "encoder_prior_scaled": [_scaled(scale, r["encoder_prior"]) for r in evals],
+                "generator_scaled": [_scaled(scale, r["generator"]) for r in evals]}, meta
     if figure == "gap":
         return {"step": [r["step"] for r in evals], "test_kl": [r["test_kl"] for r in evals],
                 "dsm_gap": [r["dsm_gap"] for r in evals]}, meta
@@ -97,6 +110,7 @@ def figure_table(source: dict, figure: str, smoothing: float = 0.9, variant: str
         raise ConfigError("the run has no stored samples")
     last = samples[max(samples)]
     dm_cfg = DiffusionConfig.from_dict(cfg)
+    check_data_costs(dm_cfg)  # the stored sizes are redrawn to plot the training points: refuse what cannot fit
     meta["title"] += f", samples at step {max(samples)}"
     if dm_cfg.is_images:
         return _image_grid_table(last, load_run_data_with_shape(dm_cfg)[2], meta)
@@ -106,6 +120,11 @@ def figure_table(source: dict, figure: str, smoothing: float = 0.9, variant: str
 
 
 GRID_IMAGES = 16
+
+
+def _scaled(scale: float, value: float | None) -> float:
+    """scale * value; a value stored as null (NaN) stays NaN."""
+    return math.nan if value is None else scale * value
 
 
 def _image_grid_table(images: np.ndarray, shape: tuple[int, ...], meta: dict) -> tuple[dict[str, list], dict]:
@@ -137,7 +156,8 @@ def _vae_table(source: dict, figure: str, smoothing: float) -> tuple[dict[str, l
                 "bound_encoder_only": [r["bound_encoder_only"] for r in epochs],
                 "bound_encoder_generator": [r["bound_encoder_generator"] for r in epochs],
                 "test_curve": [r["test_curve"] for r in epochs],
-                "train_neg_elbo": [r["rec_train"] + r["kl_train"] for r in epochs]}, {**meta, "layout": "vae-bound"}
+                "train_neg_elbo": [math.nan if None in (r["rec_train"], r["kl_train"]) else r["rec_train"] + r["kl_train"]
+                                   for r in epochs]}, {**meta, "layout": "vae-bound"}
     samples = source["samples"]
     if not samples:
         raise ConfigError("the run has no stored samples")
@@ -152,37 +172,140 @@ def _vae_table(source: dict, figure: str, smoothing: float) -> tuple[dict[str, l
     return _image_grid_table(last, last.shape[1:], {**meta, "title": meta["title"] + f", samples at step {max(samples)}"})
 
 
+def export_paths(out: str | Path, fmt: str) -> dict[str, Path]:
+    """The figure (``out`` with the format's suffix), and the CSV and the script beside it."""
+    target = Path(out)
+    if target.suffix.lstrip(".") != fmt:
+        target = target.with_suffix(f".{fmt}")
+    return {"figure": target, "csv": target.with_suffix(".csv"), "script": target.with_suffix(".py")}
+
+
+def check_targets(paths, force: bool = False) -> None:
+    """ConfigError naming every target that is in the way: any symbolic link or non-regular file (always), and
+    existing regular files (unless ``force``)."""
+    links, others, existing = [], [], []
+    for p in paths:
+        p = Path(p)
+        if p.is_symlink():
+            links.append(f"{p} -> {os.readlink(p)}")
+        elif p.exists() and not p.is_file():
+            others.append(str(p))
+        elif p.exists() and not force:
+            existing.append(str(p))
+    problems = []
+    if links:
+        problems.append(f"{', '.join(links)} {'is a symbolic link' if len(links) == 1 else 'are symbolic links'}, "
+                        "which export never writes through or replaces, even with --force")
+    if others:
+        problems.append(f"{', '.join(others)} {'is' if len(others) == 1 else 'are'} not a regular file")
+    if existing:
+        problems.append(f"{', '.join(existing)} already {'exists' if len(existing) == 1 else 'exist'} "
+                        "(--force overwrites existing files)")
+    if problems:
+        raise ConfigError("export refused: " + "; ".join(problems) + ("; remove them or choose another --out"
+                                                                       if links or others else ""))
+
+
 def export_figure(
     source_path: str | Path, figure: str, fmt: str = "pdf", width_in: float = 3.25, dpi: float = 300,
-    out: str | Path | None = None, smoothing: float = 0.9, variant: str | None = None,
+    out: str | Path | None = None, smoothing: float = 0.9, variant: str | None = None, force: bool = False,
 ) -> dict[str, Path]:
-    """Write the figure, its CSV and its script; returns their paths."""
+    """Write the figure, its CSV and its script; returns their paths. Existing files are refused unless
+    ``force``; symbolic links and other non-regular files at a target are refused always (module docstring)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not (0.5 <= width_in <= 20) or not (20 <= dpi <= 2400):
         raise ConfigError(f"width must be 0.5..20 inches and dpi 20..2400; got {width_in}, {dpi}")
+    smoothing_weight(smoothing)
     if fmt == "pgf" and not any(shutil.which(t) for t in ("pdflatex", "xelatex", "lualatex")):
         raise ConfigError("PGF export needs LaTeX (pdflatex, xelatex or lualatex) on the PATH; use pdf or svg instead")
     source = load_source(source_path)
     columns, meta = figure_table(source, figure, smoothing, variant)
-    target = Path(out) if out else Path(f"{source['name']}-{figure}.{fmt}")
-    if target.suffix.lstrip(".") != fmt:
-        target = target.with_suffix(f".{fmt}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    csv_path, script_path = target.with_suffix(".csv"), target.with_suffix(".py")
-    write_columns(csv_path, columns)
-    script_path.write_text(SCRIPT.format(figure=figure, csv_name=csv_path.name, out_name=target.name, meta=meta,
-                                         width_in=float(width_in), dpi=float(dpi)))
-    runpy.run_path(str(script_path), run_name="infogen_export")["render"](str(target), float(width_in), float(dpi))
-    return {"figure": target, "csv": csv_path, "script": script_path}
+    paths = export_paths(out if out else f"{source['name']}-{figure}.{fmt}", fmt)
+    check_targets(paths.values(), force)
+    target = paths["figure"]
+    csv_text = columns_csv(columns)
+    script_text = SCRIPT.format(figure=figure, csv_name=paths["csv"].name, out_name=target.name, meta=meta,
+                                width_in=float(width_in), dpi=float(dpi))
+    folder = target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".infogen-export-", dir=folder))
+    except OSError as exc:
+        raise ConfigError(f"cannot write the export into {folder}: {exc.strerror or exc}") from None
+    try:
+        (staging / paths["csv"].name).write_text(csv_text, newline="")
+        (staging / paths["script"].name).write_text(script_text)
+        render_script(script_text, paths["script"], csv_text, staging / target.name, float(width_in), float(dpi))
+        _publish(staging, folder, force)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the export into {folder}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return paths
 
 
-def write_columns(path: Path, columns: dict[str, list]) -> None:
+def render_script(script_text: str, script_path: Path, csv_text: str, figure_path: Path, width_in: float,
+                  dpi: float) -> None:
+    """Draw the figure with the script's own code, compiled from ``script_text`` in memory (never read from
+    disk), on the columns parsed from ``csv_text`` exactly as the script parses its CSV file."""
+    namespace = {"__name__": "infogen_export", "__file__": str(script_path)}
+    exec(compile(script_text, str(script_path), "exec"), namespace)  # noqa: S102 - our own template, in memory
+    columns = namespace["parse_csv"](io.StringIO(csv_text, newline=""))
+    namespace["render"](str(figure_path), width_in, dpi, columns=columns)
+
+
+def _publish(staging: Path, folder: Path, force: bool) -> None:
+    """Move every staged file into ``folder``: os.replace with ``force`` (atomic, never through a link), else an
+    exclusive hard link so that a file created meanwhile is not overwritten; undone on failure."""
+    staged = sorted(staging.iterdir(), key=lambda f: (f.suffix != ".csv", f.name))  # the data first
+    check_targets([folder / f.name for f in staged], force)  # pgf may add image files beside the figure
+    done: list[Path] = []
+    try:
+        for f in staged:
+            final = folder / f.name
+            if force:
+                if final.is_symlink() or (final.exists() and not final.is_file()):
+                    check_targets([final], force)
+                os.replace(f, final)
+                continue
+            try:
+                os.link(f, final)
+            except FileExistsError:
+                check_targets([final], force)
+                raise
+            except OSError:  # no hard links on this file system: check again, then move
+                if os.path.lexists(final):
+                    check_targets([final], force)
+                os.replace(f, final)
+            done.append(final)
+    except BaseException:
+        for final in done:
+            final.unlink(missing_ok=True)
+        raise
+
+
+def columns_csv(columns: dict[str, list]) -> str:
+    """The columns as CSV text: a header row, then every value as repr(float), NaN as an empty cell."""
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1:
         raise ValueError(f"columns of different lengths: {lengths}")
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(list(columns))
+    for row in zip(*columns.values()):
+        writer.writerow([_cell(v) for v in row])
+    return buffer.getvalue()
+
+
+def _cell(value) -> str:
+    """repr(float) of a value; NaN and missing values (stored as null) as an empty cell, which reads back as NaN."""
+    if value is None:
+        return ""
+    value = float(value)
+    return "" if math.isnan(value) else repr(value)
+
+
+def write_columns(path: Path, columns: dict[str, list]) -> None:
     with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(list(columns))
-        for row in zip(*columns.values()):
-            writer.writerow(["" if (isinstance(v, float) and math.isnan(v)) else repr(float(v)) for v in row])
+        fh.write(columns_csv(columns))

@@ -2,21 +2,29 @@
 
 history.jsonl holds every record the training generator yielded, one JSON object per line, arrays left out
 (generated samples are in samples.safetensors, weights in weights.safetensors). core.io.recorder writes it.
-Nothing here unpickles: safetensors and JSON only.
+Nothing here unpickles: safetensors and JSON only. Every file is checked before it is read
+(core.io.safe_read) and every history record is validated (core.records).
 """
 
 from __future__ import annotations
 
-import json
+import io
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
 
+from ..checkpoint_validation import record_type_problem
 from ..errors import RunFileError
+from ..records import RecordError, validate_record
+from .safe_read import (
+    MAX_HISTORY_BYTES, MAX_HISTORY_LINE_BYTES, MAX_TENSOR_FILE_BYTES, file_limit, loads_json, open_regular,
+    read_json_file, read_regular,
+)
 
 RUN_FORMAT = "infogen-run"
 RUN_FORMAT_VERSION = 1
@@ -40,56 +48,95 @@ class RunFiles:
 
 
 def read_run(folder: str | Path) -> RunFiles:
-    """Load a run directory, raising RunFileError that names the file and the problem."""
+    """Load a run directory, raising RunFileError that names the file and the problem.
+
+    Each file is checked before it is read (core.io.safe_read: a regular file, within its size limit), JSON is
+    parsed with a nesting limit, and every history record is validated against core.records.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise RunFileError(f"{folder}: not a run directory")
     meta = _read_meta(folder / "config.json")
     history = _read_history(folder / "history.jsonl")
-    weights = _read_tensors(folder / "weights.safetensors") if (folder / "weights.safetensors").exists() else None
-    samples = _read_tensors(folder / "samples.safetensors") if (folder / "samples.safetensors").exists() else {}
+    weights = _read_tensors(folder / "weights.safetensors", "weights") if _present(folder / "weights.safetensors") else None
+    samples = _read_tensors(folder / "samples.safetensors", "samples") if _present(folder / "samples.safetensors") else {}
     return RunFiles(meta, history, weights, samples)
 
 
+def _present(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
 def _read_meta(path: Path) -> dict:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunFileError(f"{path}: missing") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunFileError(f"{path}: not valid JSON ({exc})") from None
+    if not _present(path):
+        raise RunFileError(f"{path}: missing")
+    meta = read_json_file(path, RunFileError, what="run config")
     if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT:
         raise RunFileError(f"{path}: not an InfoGen run config (format {meta.get('format') if isinstance(meta, dict) else None!r})")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > RUN_FORMAT_VERSION or version < 1:
+    if isinstance(version, bool) or not isinstance(version, int) or version > RUN_FORMAT_VERSION or version < 1:
         raise RunFileError(f"{path}: run format version {version!r} is not supported (this build reads up to {RUN_FORMAT_VERSION})")
     if not isinstance(meta.get("config"), dict):
         raise RunFileError(f"{path}: has no config object")
+    if "model" in meta and meta["model"] not in ("dm", "vae"):
+        raise RunFileError(f"{path}: field 'model' must be dm or vae, got {meta['model']!r:.60}")
     return meta
 
 
 def _read_history(path: Path) -> list[dict]:
-    if not path.exists():
+    """Every record of history.jsonl, line by line (at most MAX_HISTORY_LINE_BYTES each), each validated; a last
+    line cut short by a crash is dropped: everything before it is intact."""
+    if not _present(path):
         raise RunFileError(f"{path}: missing")
+    raw, _ = open_regular(path, file_limit(MAX_HISTORY_BYTES), RunFileError, "history")
     records = []
-    lines = path.read_text(encoding="utf-8", errors="strict").splitlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if number == len(lines):
-                break  # a last line cut short by a crash: everything before it is intact
-            raise RunFileError(f"{path}: line {number} is not valid JSON ({exc})") from None
-        if not isinstance(record, dict) or "kind" not in record:
-            raise RunFileError(f"{path}: line {number} is not a record with a 'kind'")
-        records.append(record)
+    with io.BufferedReader(raw, buffer_size=1 << 20) as fh:
+        line, number = _line(fh, path, 1), 1
+        while line:
+            following = _line(fh, path, number + 1)
+            if line.strip():
+                try:
+                    record = loads_json(line.decode("utf-8"), f"{path}: line {number}", RunFileError)
+                except UnicodeDecodeError as exc:
+                    raise RunFileError(f"{path}: line {number} is not UTF-8 text ({exc})") from None
+                except RunFileError as exc:
+                    if not following and "not valid JSON" in str(exc):
+                        break  # a last line cut short by a crash
+                    raise
+                if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+                    raise RunFileError(f"{path}: line {number} is not a record with a 'kind' (a string)")
+                problem = record_type_problem(record)
+                if problem:
+                    raise RunFileError(f"{path}: line {number}: {problem}")
+                try:
+                    validate_record(record, f"line {number}")
+                except RecordError as exc:
+                    raise RunFileError(f"{path}: {exc}") from None
+                records.append(record)
+            line, number = following, number + 1
     return records
 
 
-def _read_tensors(path: Path) -> dict[str, np.ndarray]:
+def _line(fh, path: Path, number: int) -> bytes:
     try:
-        return st_load(path.read_bytes())
-    except (SafetensorError, ValueError, OSError) as exc:
+        line = fh.readline(MAX_HISTORY_LINE_BYTES + 1)
+    except OSError as exc:
+        raise RunFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(line) > MAX_HISTORY_LINE_BYTES:
+        raise RunFileError(f"{path}: line {number} is longer than the limit of {MAX_HISTORY_LINE_BYTES:,} bytes")
+    return line
+
+
+def _read_tensors(path: Path, what: str) -> dict[str, np.ndarray]:
+    """weights.safetensors (floating-point arrays) or samples.safetensors (float32 arrays named step_N)."""
+    data = read_regular(path, file_limit(MAX_TENSOR_FILE_BYTES), RunFileError, f"{what} (safetensors)")
+    try:
+        tensors = st_load(data)
+    except (SafetensorError, ValueError, TypeError, OverflowError) as exc:
         raise RunFileError(f"{path}: not a readable safetensors file ({exc})") from None
+    for key, arr in tensors.items():
+        if what == "samples" and (re.fullmatch(r"step_\d{1,12}", key) is None or arr.dtype != np.float32):
+            raise RunFileError(f"{path}: {key!r} ({arr.dtype}) is not float32 samples named step_N")
+        if what == "weights" and not np.issubdtype(arr.dtype, np.floating):
+            raise RunFileError(f"{path}: weight {key!r} has dtype {arr.dtype}; weights must be floating point")
+    return tensors

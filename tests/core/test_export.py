@@ -41,7 +41,7 @@ def test_pdf_and_svg_are_valid_and_the_csv_matches_the_stored_data(run_dir, tmp_
     data = pdf["figure"].read_bytes()
     assert data.startswith(b"%PDF-") and b"%%EOF" in data[-64:]
     assert b"/FontFile2" in data  # TrueType embedded
-    svg = export_figure(run_dir, figure, "svg", out=tmp_path / f"{figure}.svg")
+    svg = export_figure(run_dir, figure, "svg", out=tmp_path / f"{figure}.svg", force=True)  # beside the pdf's CSV
     assert ET.parse(svg["figure"]).getroot().tag.endswith("svg")
     rows = read_csv(pdf["csv"])
     history = read_run(run_dir).history

@@ -70,7 +70,7 @@ def test_an_unwritable_out_gets_a_message(tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     assert main(["train", "dm", *TINY, "--iters", "2", "--out", str(tmp_path / "f" / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot write to" in err[0] and str(tmp_path / "f" / "run") in err[0]
+    assert len(err) == 1 and "cannot" in err[0] and str(tmp_path / "f" / "run") in err[0]
 
 
 def test_a_file_as_out_gets_a_message(tiny_config, tmp_path):
@@ -100,3 +100,18 @@ def test_resume_from_an_earlier_checkpoint_into_a_new_folder_trims_and_keeps_sam
     assert [r["kind"] for r in folder.history].count("resumed") == 1
     assert sorted(folder.samples) == ["step_12", "step_4", "step_8"] and sorted(saved.samples) == [4, 8, 12]
     assert read_run(tmp_path / "a").records("step")[-1]["step"] == 8  # the source run is untouched
+
+
+@pytest.mark.parametrize("record,message", [
+    ({"kind": ["step"]}, "unknown kind"), ({"kind": "nope"}, "unknown kind"), ("text", "not an object"),
+    ({"kind": "start", "config": {}, "step": 1.5}, "'step' must be an integer"),
+    ({"kind": "step", "step": 3, "loss": float("nan"), "wall": 0.0}, "'loss' must be a finite number or null"),
+    ({"kind": "step", "step": True, "loss": 0.1, "wall": 0.0}, "'step' must be an integer"),
+    ({"kind": "end", "step": -1}, "'step' must be >= 0"),
+    ({"kind": "eval", "step": 1}, "missing field 'bound'"),
+])
+def test_bad_records_are_named(record, message):
+    from core.records import validate_record
+
+    with pytest.raises(RecordError, match=message):
+        validate_record(record)

@@ -88,8 +88,24 @@ def test_stop_ends_the_run_between_two_steps(tiny_config):
     assert len(seen) == 3
 
 
-def test_a_nan_loss_ends_the_run_with_an_error_naming_the_step(tmp_path, tiny_config):
-    cfg = tiny_config.with_(lr=1e12, iters=200, eval_every=1)
+def diverge_after(monkeypatch, calls: int) -> None:
+    """Make the DSM loss NaN from the given minibatch on: a diverging run (lr is capped at 1, so no setting
+    diverges this tiny run for sure)."""
+    import core.training.diffusion as training
+
+    real, seen = training.dsm_terms, []
+
+    def diverging(*args):
+        losses, score_sq = real(*args)
+        seen.append(1)
+        return (losses * float("nan"), score_sq) if len(seen) > calls else (losses, score_sq)
+
+    monkeypatch.setattr(training, "dsm_terms", diverging)
+
+
+def test_a_nan_loss_ends_the_run_with_an_error_naming_the_step(tmp_path, tiny_config, monkeypatch):
+    diverge_after(monkeypatch, 3)
+    cfg = tiny_config.with_(iters=200, eval_every=1)
     with RunRecorder(tmp_path / "run", cfg.as_dict()) as writer:
         records = []
         for record in train_diffusion(cfg):

@@ -66,6 +66,27 @@ def test_save_as_and_resume_continue_exactly(qtbot, window, tmp_path):
     assert load_checkpoint(run.folder / "checkpoint.infogen").step == 60
 
 
+def test_resuming_an_opened_file_continues_in_a_new_run_folder_with_one_history(qtbot, window, tmp_path, runs_dir):
+    from core.io.run_dir import read_run
+
+    run = run_and_wait(qtbot, window)
+    saved = window.files.save_as(tmp_path / "elsewhere" / "copy")
+    window.files.open_path(saved)
+    qtbot.waitUntil(lambda: len(window.manager.runs) == 2, timeout=30_000)
+    opened = window.selected_run
+    assert opened is not run and opened.checkpoint_path == saved
+    window.files.resume(iters=60)
+    qtbot.waitUntil(lambda: opened.status == "finished" and not window.manager.busy, timeout=RUN_TIMEOUT_MS)
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["copy.infogen"]  # nothing written beside the file
+    assert opened.folder.parent == runs_dir and opened.folder != run.folder
+    folder = read_run(opened.folder)
+    assert folder.history == load_checkpoint(opened.folder / "checkpoint.infogen").history
+    assert [r["step"] for r in folder.records("step")] == list(range(1, 61))
+    assert [r["kind"] for r in folder.history].count("end") == 1
+    assert sorted(folder.samples) == ["step_20", "step_40", "step_60"]
+    assert load_checkpoint(saved).step == 40  # the opened file is never changed
+
+
 def test_export_from_the_app(qtbot, window, tmp_path):
     run = run_and_wait(qtbot, window)
     paths = window.files.export(run, "bound", "svg", 3.25, 300, tmp_path / "bound.svg")
