@@ -58,9 +58,9 @@ def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = Fals
                    help="the user's data: a points file for --data file (.npy, .npz, .csv, .txt); an IDX file (raw "
                    "or .gz) for idx; a CIFAR-10 batch or folder for cifar10; .npy/.npz for image-file; a folder of "
                    "PNG/JPEG for image-folder")
-    p.add_argument("--m", type=int, default=None,
+    p.add_argument("--m", type=integer, default=None,
                    help=f"training set size (default {d.m} for points, {IMAGE_DEFAULTS['m']} for images, 4000 for vae)")
-    p.add_argument("--n-test", type=int, default=None,
+    p.add_argument("--n-test", type=integer, default=None,
                    help=f"test set size (default {d.n_test} for points, {IMAGE_DEFAULTS['n_test']} for images)")
     p.add_argument("--preset", default=None,
                    help=f"network size: U-Net {', '.join(UNET_PRESETS)} for image diffusion (default "
@@ -70,37 +70,37 @@ def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = Fals
                    "points use --N)")
     if select:
         p.add_argument("--range", default="0.1:2.0", dest="t_range", help="T range low:high (default %(default)s)")
-        p.add_argument("--coarse", type=int, default=3, help="coarse trainings before refining (default %(default)s)")
-        p.add_argument("--max-trainings", type=int, default=4, help="training budget (default %(default)s)")
-        p.add_argument("--seed", type=int, default=d.seed, help="seed of data, init and noise (default %(default)s)")
-        p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+        p.add_argument("--coarse", type=integer, default=3, help="coarse trainings before refining (default %(default)s)")
+        p.add_argument("--max-trainings", type=integer, default=4, help="training budget (default %(default)s)")
+        p.add_argument("--seed", type=integer, default=d.seed, help="seed of data, init and noise (default %(default)s)")
+        p.add_argument("--jobs", type=integer, default=None, help="worker processes (default: one per core)")
     elif sweep:
         p.add_argument("--T", default="0.2:1.8:0.2", help="T grid: start:stop:step or a comma list (default %(default)s)")
         p.add_argument("--seeds", default="0,1,2", help="seeds: 0,1,2 or 0-4 (default %(default)s)")
-        p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+        p.add_argument("--jobs", type=integer, default=None, help="worker processes (default: one per core)")
         p.add_argument("--engine", choices=["local", "ray"], default="local",
                        help="local worker processes, or tasks on a Ray cluster (default %(default)s)")
         p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     else:
         p.add_argument("--T", type=float, default=d.T, help="diffusion time (default %(default)s)")
-        p.add_argument("--seed", type=int, default=d.seed, help="seed of data, init and noise (default %(default)s)")
-    p.add_argument("--iters", type=int, default=None,
+        p.add_argument("--seed", type=integer, default=d.seed, help="seed of data, init and noise (default %(default)s)")
+    p.add_argument("--iters", type=integer, default=None,
                    help=f"training iterations (default {d.iters} for points, {IMAGE_DEFAULTS['iters']} for images)")
-    p.add_argument("--batch", type=int, default=None,
+    p.add_argument("--batch", type=integer, default=None,
                    help=f"minibatch size; >= m means full batch (default {d.batch} for dm, 64 for vae)")
     p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {d.lr})")
-    p.add_argument("--eval-every", type=int, default=0 if (sweep or select) else d.eval_every,
+    p.add_argument("--eval-every", type=integer, default=0 if (sweep or select) else d.eval_every,
                    help="evaluate every k iterations, 0 = only at the end (default %(default)s)")
     p.add_argument("--variant", default=d.variant, choices=sorted(VARIANTS), help="bound variant (default %(default)s)")
     p.add_argument("--R", type=float, default=None,
                    help=f"sub-Gaussian constant of the loss (default {d.R:g} for points, {IMAGE_DEFAULTS['R']:g} for images)")
-    p.add_argument("--N", type=int, default=d.n_steps, dest="n_steps", help="Euler-Maruyama steps (default %(default)s)")
-    p.add_argument("--K", type=int, default=None, dest="mc_samples",
+    p.add_argument("--N", type=integer, default=d.n_steps, dest="n_steps", help="Euler-Maruyama steps (default %(default)s)")
+    p.add_argument("--K", type=integer, default=None, dest="mc_samples",
                    help=f"Monte Carlo samples per point (default {d.mc_samples} for points, "
                    f"{IMAGE_DEFAULTS['mc_samples']} for images)")
-    p.add_argument("--n-gen", type=int, default=None, dest="n_gen",
+    p.add_argument("--n-gen", type=integer, default=None, dest="n_gen",
                    help=f"generated samples per draw (default {d.n_gen} for points, {IMAGE_DEFAULTS['n_gen']} for images)")
-    p.add_argument("--test-kl-draws", type=int, default=None, dest="test_kl_draws",
+    p.add_argument("--test-kl-draws", type=integer, default=None, dest="test_kl_draws",
                    help=f"independent draws of --n-gen samples per evaluation; the test KL is their mean and its "
                    f"standard error their spread (default {d.test_kl_draws} for points, "
                    f"{IMAGE_DEFAULTS['test_kl_draws']} for images, whose test metric is BPD)")
@@ -110,10 +110,10 @@ def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = Fals
     if train:
         v = VAEConfig()
         vae = p.add_argument_group("VAE options")
-        vae.add_argument("--epochs", type=int, default=v.epochs, help="VAE epochs (default %(default)s)")
+        vae.add_argument("--epochs", type=integer, default=v.epochs, help="VAE epochs (default %(default)s)")
         vae.add_argument("--likelihood", default=v.likelihood, choices=["bernoulli", "gaussian"])
         vae.add_argument("--r", type=float, default=v.r, help="r of the encoder+generator bound (default %(default)s)")
-        vae.add_argument("--logpx-every", type=int, default=v.logpx_every, help="importance-sampled log p(x) every k epochs")
+        vae.add_argument("--logpx-every", type=integer, default=v.logpx_every, help="importance-sampled log p(x) every k epochs")
         vae.add_argument("--train-stats", default=v.train_stats, choices=["running", "end-pass"])
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--overwrite", action="store_true",
@@ -121,10 +121,33 @@ def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = Fals
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (exit status 2), without the usage block: the
+    reason is what the user needs; ``--help`` has the usage."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def integer(text: str) -> int:
+    """An integer argument that also accepts integral scientific notation (1e9, 2.5e3)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="infogen", description="Train generative models and compute their information-theoretic generalization bounds.")
+    parser = OneLineParser(prog="infogen", description="Train generative models and compute their information-theoretic generalization bounds.")
     parser.add_argument("--version", action="version", version=f"infogen {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     _add_dm_options(sub.add_parser("train", help="train one model, evaluating the bound and the test gap"), sweep=False)
     _add_dm_options(sub.add_parser("sweep", help="train one model per (T, seed) and aggregate"), sweep=True)
     _add_dm_options(sub.add_parser("select-t", help="find T* by minimizing the bound with few trainings"),
@@ -147,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "replaced, even with --force)")
     resume = sub.add_parser("resume", help="continue training from a checkpoint, exactly")
     resume.add_argument("checkpoint", type=Path)
-    resume.add_argument("--iters", type=int, default=None, help="train up to this many iterations (default: the run's)")
+    resume.add_argument("--iters", type=integer, default=None, help="train up to this many iterations (default: the run's)")
     resume.add_argument("--out", type=Path, default=None,
                         help="run folder for the continued run (default: the checkpoint's own run folder, in place)")
     resume.add_argument("--overwrite", action="store_true", help="if --out already holds a run, move it aside first")
@@ -491,7 +514,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a bad argument (one line already printed), --help or --version
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
         commands = {"train": cmd_train, "sweep": cmd_sweep, "select-t": cmd_select_t, "info": cmd_info,
                     "resume": cmd_resume, "export": cmd_export}

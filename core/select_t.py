@@ -88,6 +88,7 @@ def select_t(
     if n_coarse < 2 or max_trainings < n_coarse:
         raise ConfigError(f"need at least 2 coarse points and max_trainings >= coarse points; got {n_coarse}, {max_trainings}")
     base.validate()
+    base.with_(T=hi).validate()  # the high end too: a T above the limit is refused before any training
     out = Path(out_dir)
     claim_folder(out, overwrite, what="T selection")
     Ts = np.round(np.arange(lo, hi + SURROGATE_STEP / 2, SURROGATE_STEP), 4)

@@ -28,6 +28,7 @@ from .io.atomic import atomic_write_json
 from .io.recorder import RunRecorder, claim_folder
 from .records import MEMBER, RUN, without_arrays
 from .metrics.near_best import mean_se, near_best
+from .resources import check_diffusion_costs
 from .training.config import DiffusionConfig
 from .training.diffusion import train_diffusion_ensemble
 from .training.evaluate import applicable_variants
@@ -112,6 +113,7 @@ def run_sweep(
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
+    check_diffusion_costs(base, concurrent=len(runs))  # every (T, seed) run is in memory at once
     claim_folder(out, overwrite, what="sweep")
     atomic_write_json(out / "sweep.json", {
         "format": "infogen-sweep", "format_version": 1, "version": __version__, "model": "dm",

@@ -125,10 +125,9 @@ def _numeric_shape(p: Path) -> tuple[tuple[int, ...], np.dtype] | None:
 
 def open_maybe_gzip(p: Path):
     """A binary stream of the file, decompressed on the fly when it is gzipped."""
-    fh = open(p, "rb")
-    magic = fh.read(2)
-    fh.seek(0)
-    return gzip.GzipFile(fileobj=fh, mode="rb") if magic == GZIP_MAGIC else fh
+    with open(p, "rb") as fh:
+        gzipped = fh.read(2) == GZIP_MAGIC
+    return gzip.open(p, "rb") if gzipped else open(p, "rb")
 
 
 def read_idx_header(fh, name: str) -> tuple[np.dtype, tuple[int, ...]]:

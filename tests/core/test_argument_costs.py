@@ -178,3 +178,27 @@ def test_a_gzip_bomb_is_not_decompressed_beyond_the_machine(tmp_path, monkeypatc
     (tmp_path / "data_batch_1.bin").write_bytes(gzip.compress(b"\x00" * (4 * 2**20)))
     with pytest.raises(DataError, match="decompresses to more than"):
         load_cifar10(tmp_path)
+
+
+def test_what_lives_on_a_cuda_device_is_compared_with_its_memory(monkeypatch):
+    """No GPU needed: the device's memory is stubbed. Samples live on the device, the data file is read on the host."""
+    monkeypatch.setattr(resources, "device_memory_bytes", lambda device: 10**9 if device.startswith("cuda") else None)
+    with pytest.raises(ConfigError, match="n_gen × test_kl_draws.*the cuda device has 1 GB"):
+        DiffusionConfig(device="cuda", n_gen=10**7).validate()
+    DiffusionConfig(device="cuda").validate()
+    with pytest.raises(ConfigError, match="drawing m \\+ n_test.*this machine has"):  # the data: host memory
+        resources.check_data_costs(DiffusionConfig(device="cuda", m=10**10))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--N", "1e9"], "above the limit of 100000"),       # integral scientific notation is read as an integer
+    (["--m", "abc"], "argument --m: not an integer: 'abc'"),
+    (["--K", "2.5"], "argument --K: not an integer: '2.5'"),
+])
+def test_bad_arguments_get_one_line(tmp_path, capsys, args, message):
+    from core.cli import main
+
+    assert main(["train", "dm", *args, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "x").exists()

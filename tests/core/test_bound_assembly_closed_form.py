@@ -51,7 +51,7 @@ def test_R_must_be_finite_and_positive(R):
 
 def test_one_euler_maruyama_step_is_allowed_and_sums_beta_at_zero():
     assert VPSDE().sum_beta(0.8, 1) == pytest.approx(BETA_MIN)
-    assert VPSDE().sum_beta(0.8, 1, 2) == pytest.approx(BETA_MIN + (BETA_MAX - BETA_MIN) * 0.8)
+    assert VPSDE().sum_beta(0.8, 1, 2) == pytest.approx(2 * BETA_MIN + (BETA_MAX - BETA_MIN) * 0.8)
 
 
 def test_an_unknown_variant_lists_the_known_ones():

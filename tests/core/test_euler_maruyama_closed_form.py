@@ -1,0 +1,84 @@
+"""The Euler-Maruyama generator against the exact variance recursion of its linear chain.
+
+For data N(0, s2 I) the exact score is -y / v(t), v(t) = alpha^2 s2 + sigma^2, so each step is linear:
+y <- (1 + delta beta (1/2 - 1/v(t_k))) y + sqrt(delta beta) xi, with t_k = T - k T / N, delta = T / N, and the
+per-dimension variance follows var <- a_k^2 var + delta beta_k exactly. In two dimensions E|y| = sqrt(var pi / 2).
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from core.diffusion.sampler import euler_maruyama
+from core.errors import ConfigError
+from core.sde import VPSDE
+
+
+def v_of(t, s2):
+    B = 0.1 * t + 9.95 * t * t
+    return math.exp(-B) * s2 + 1 - math.exp(-B)
+
+
+class ExactScore:
+    def __init__(self, s2: float) -> None:
+        self.s2 = s2
+
+    def score(self, y, t, sde, t_net=None):
+        B = 0.1 * t + 9.95 * t * t
+        return -y / (torch.exp(-B) * self.s2 + 1 - torch.exp(-B)).unsqueeze(-1)
+
+
+def variances(T: float, N: int, s2: float, var0: float) -> list[float]:
+    """Per-dimension variance before each step (N values) and after the last (one more)."""
+    out, var, delta = [var0], var0, T / N
+    for k in range(N):
+        t = T - k * T / N
+        b = 0.1 + 19.9 * t
+        var = (1 + delta * b * (0.5 - 1 / v_of(t, s2))) ** 2 * var + delta * b
+        out.append(var)
+    return out
+
+
+def test_sample_variance_and_recorded_score_norms_follow_the_recursion_per_member():
+    s2, N, n = 0.25, 40, 20_000
+    Ts = (1.0, 0.5)
+    gen = torch.Generator().manual_seed(0)
+    y0 = torch.randn(2, n, 2, generator=gen, dtype=torch.float64)
+    result = euler_maruyama(ExactScore(s2), VPSDE(), y0, torch.tensor(Ts, dtype=torch.float64), N,
+                            [torch.Generator().manual_seed(s) for s in (1, 2)])
+    assert result.mean_score_norm.shape == (2, N)
+    for e, T in enumerate(Ts):
+        var = variances(T, N, s2, 1.0)
+        assert float(result.samples[e].var()) == pytest.approx(var[-1], rel=5 * math.sqrt(2 / n))
+        norms = [math.sqrt(var[k] * math.pi / 2) / v_of(T - k * T / N, s2) for k in range(N)]
+        np.testing.assert_allclose(result.mean_score_norm[e].numpy(), norms, rtol=0.03)
+        assert float(result.L[e]) == pytest.approx(max(norms), rel=0.03)
+
+
+def test_reverse_clock_probe_changes_the_recorded_norms_but_not_the_trajectory():
+    # The probe reads the score at s_k = k T / N instead of t_k: recorded norm E|y_k| / v(s_k).
+    s2, N, n, T = 0.25, 30, 20_000, 0.8
+    y0 = torch.randn(1, n, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    Tt = torch.tensor([T], dtype=torch.float64)
+    plain = euler_maruyama(ExactScore(s2), VPSDE(), y0, Tt, N, [torch.Generator().manual_seed(4)])
+    probed = euler_maruyama(ExactScore(s2), VPSDE(), y0, Tt, N, [torch.Generator().manual_seed(4)], probe_reverse_clock=True)
+    assert torch.equal(plain.samples, probed.samples)
+    var = variances(T, N, s2, 1.0)
+    norms = [math.sqrt(var[k] * math.pi / 2) / v_of(k * T / N, s2) for k in range(N)]
+    np.testing.assert_allclose(probed.mean_score_norm[0].numpy(), norms, rtol=0.03)
+
+
+def test_frames_every_k_steps_and_at_the_end():
+    y0 = torch.zeros(1, 3, 2)
+    result = euler_maruyama(ExactScore(1.0), VPSDE(), y0, torch.tensor([1.0]), 7, [torch.Generator().manual_seed(5)],
+                            frame_every=3)
+    # Frames at the start, after steps 3 and 6, and after the last (7th) step.
+    assert result.frame_times[0].tolist() == pytest.approx([1.0, 1 - 3 / 7, 1 - 6 / 7, 0.0], abs=1e-6)
+    assert torch.equal(result.frames[0, -1], result.samples[0]) and torch.equal(result.frames[0, 0], y0[0])
+
+
+def test_no_steps_is_refused():
+    with pytest.raises(ConfigError, match="Euler-Maruyama steps N"):
+        euler_maruyama(ExactScore(1.0), VPSDE(), torch.zeros(1, 2, 2), torch.tensor([1.0]), 0, [torch.Generator()])
