@@ -9,7 +9,7 @@ import time
 import torch
 import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~2 s holding the GIL in the worker,
 # which froze the window at the start of the first run; paid here once, before the window shows)
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QLabel, QMainWindow, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
@@ -47,6 +47,18 @@ def leave_gui_a_core() -> None:
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
 
 
+MIN_PLOTS_WIDTH = 320
+SETTINGS_ENV = "INFOGEN_SETTINGS"
+
+
+def settings() -> QSettings:
+    """The app's settings: $INFOGEN_SETTINGS (an INI file) when set, as the tests do, else Qt's per-user place."""
+    path = os.environ.get(SETTINGS_ENV)
+    if path:
+        return QSettings(path, QSettings.Format.IniFormat)
+    return QSettings("InfoGen", "InfoGen Explorer")
+
+
 class MainWindow(QMainWindow):
     """InfoGen Explorer's window. Training runs in the thread pool; this thread only folds records and draws."""
 
@@ -66,9 +78,14 @@ class MainWindow(QMainWindow):
         self.banner.setStyleSheet("background: #fdecea; color: #922b21; padding: 6px; border-radius: 3px;")
         self.banner.setVisible(False)
 
+        # The form scrolls vertically but never shrinks below the width its labels and inputs need; no
+        # splitter can collapse a panel (at 1024 x 700 the form, the Run button and the plots stay usable).
         form_scroll = QScrollArea()
         form_scroll.setWidgetResizable(True)
         form_scroll.setWidget(self.form)
+        form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        form_scroll.setMinimumWidth(self.form.minimumSizeHint().width()
+                                    + form_scroll.verticalScrollBar().sizeHint().width() + 4)
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(form_scroll)
         left.addWidget(self.runs_table)
@@ -86,7 +103,12 @@ class MainWindow(QMainWindow):
         main.addWidget(centre)
         main.addWidget(right)
         main.setSizes([440, 620, 440])
+        self.plots.setMinimumWidth(MIN_PLOTS_WIDTH)
+        for splitter in (left, right, main):
+            splitter.setChildrenCollapsible(False)
+        self.splitters = {"left": left, "right": right, "main": main}
         self.setCentralWidget(main)
+        self._restore_layout()
         self.statusBar().showMessage("Ready: Swiss roll diffusion, m = 200, T = 0.6. Press Run.")
 
         self.files = FileActions(self)
@@ -229,8 +251,27 @@ class MainWindow(QMainWindow):
         cost = time.perf_counter() - now + self.plots.graphics.take_paint_seconds()
         self._next_redraw = now + max(0.0, cost / MAX_REDRAW_DUTY - 1.0 / REDRAW_HZ)
 
+    def _restore_layout(self) -> None:
+        """Window geometry and splitter sizes as the user left them (QSettings; see settings())."""
+        store = settings()
+        geometry = store.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        for name, splitter in self.splitters.items():
+            state = store.value(f"window/splitter_{name}")
+            if state is not None:
+                splitter.restoreState(state)
+
+    def _save_layout(self) -> None:
+        store = settings()
+        store.setValue("window/geometry", self.saveGeometry())
+        for name, splitter in self.splitters.items():
+            store.setValue(f"window/splitter_{name}", splitter.saveState())
+        store.sync()
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Cancel every run and wait for the workers before the window goes."""
+        """Cancel every run and wait for the workers before the window goes; remember the layout."""
+        self._save_layout()
         self.redraw_timer.stop()
         self.t_explorer.timer.stop()
         self.statusBar().showMessage("Stopping runs…")

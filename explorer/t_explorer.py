@@ -24,6 +24,7 @@ from .training_points import training_points
 
 ENCODER, TRAJECTORY = "Encoder E_T#P̂ (closed form)", "Generator trajectory (reverse SDE)"
 T_MAX = 2.0
+MIN_SLIDER_WIDTH = 200  # px: a T slider you can drag precisely
 PLAY_FPS = 20
 
 
@@ -45,11 +46,14 @@ class TExplorer(QWidget):
         self.play.setCheckable(True)
         self.view = QComboBox()
         self.view.addItems([ENCODER, TRAJECTORY])
+        self.slider.setMinimumWidth(MIN_SLIDER_WIDTH)
         top = QHBoxLayout()
         top.addWidget(QLabel("T"))
         top.addWidget(self.slider, stretch=1)
         top.addWidget(self.play)
-        top.addWidget(self.view)
+        view_row = QHBoxLayout()
+        view_row.addWidget(QLabel("View"))
+        view_row.addWidget(self.view, stretch=1)
 
         self.scatter_plot = pg.PlotWidget()
         self.scatter_plot.setAspectLocked(True)
@@ -87,6 +91,7 @@ class TExplorer(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addLayout(view_row)
         layout.addWidget(self.scatter_plot, stretch=2)
         layout.addWidget(self.sweep_plot, stretch=1)
         layout.addWidget(self.caption)

@@ -27,6 +27,14 @@ def runs_dir(tmp_path, monkeypatch):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def app_settings(tmp_path, monkeypatch):
+    """The app's settings (window layout) in a file of the test's own, never the user's."""
+    path = tmp_path / "settings.ini"
+    monkeypatch.setenv("INFOGEN_SETTINGS", str(path))
+    return path
+
+
 @pytest.fixture
 def window(qtbot, runs_dir):
     """The main window with a tiny default run in the form."""

@@ -276,3 +276,29 @@ def test_the_sweep_view_shows_the_test_metric_error_bars_and_the_T_values_near_t
     assert list(t.kl_band.opts["height"]) == pytest.approx([0.04, 0.04, 0.04])
     t.slider.setValue(0.6)
     assert "T* by test KL 0.6 (within 2 SE of it: 0.6, 1)" in t.caption.text()
+
+
+def test_at_1024_by_700_the_form_run_button_plots_and_slider_stay_usable(qtbot, window, app_settings):
+    window.resize(1024, 700)
+    qtbot.wait(200)
+    button = window.form.run_button
+    assert button.isVisible() and button.isEnabled()
+    assert window.form.m.visibleRegion().boundingRect().width() >= 60  # the inputs are shown, not just labels
+    assert window.plots.width() >= 320 and window.t_explorer.slider.width() >= 200
+    main = window.splitters["main"]
+    main.setSizes([0, 0, 2000])  # a drag cannot collapse the form or the plots
+    assert min(main.sizes()) > 0 and window.plots.width() >= 320
+    sizes = main.sizes()
+    window.close()
+    from explorer.main_window import MainWindow
+
+    from explorer.main_window import settings
+
+    assert {"window/geometry", "window/splitter_main"} <= set(settings().allKeys())
+    again = MainWindow()  # the offscreen screen is small, so compare at the same window size
+    qtbot.addWidget(again)
+    again.show()
+    again.resize(1024, 700)
+    qtbot.wait(100)
+    assert again.splitters["main"].sizes() == sizes  # the layout is remembered
+    again.close()
