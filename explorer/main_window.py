@@ -47,7 +47,7 @@ def leave_gui_a_core() -> None:
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
 
 
-MIN_PLOTS_WIDTH = 320
+MIN_PLOTS_WIDTH = 350  # the two control rows of the plots fit in it
 SETTINGS_ENV = "INFOGEN_SETTINGS"
 
 

@@ -100,23 +100,26 @@ class MetricPlots(QWidget):
         self.terms_mode = QComboBox()
         self.terms_mode.addItems(["Total", "Terms", "Stacked"])
         self.terms_mode.setCurrentText("Terms")
-        self.fit_button = QPushButton("Fit to data")
+        self.fit_button = QPushButton("Fit")
+        self.fit_button.setToolTip("Fit every plot's range to its data")
+        # Two short rows rather than one long one, so that the plots fit beside the form in a 1024 px window.
         controls = QHBoxLayout()
         controls.addWidget(QLabel("x:"))
         controls.addWidget(self.x_axis)
-        controls.addWidget(QLabel("smoothing:"))
-        controls.addWidget(self.smoothing, stretch=1)
         controls.addWidget(QLabel("bound:"))
         controls.addWidget(self.terms_mode)
+        controls.addStretch(1)
         controls.addWidget(self.fit_button)
 
         self.graphics = TimedGraphicsLayoutWidget()
-        self.loss = self.graphics.addPlot(row=0, col=0, title="Training loss (DSM or −ELBO), held-out at evaluations")
-        self.bound = self.graphics.addPlot(row=1, col=0, title="Bound and its terms (VAE: both bounds, test curve)")
-        self.gap = self.graphics.addPlot(row=2, col=0, title="Test gap (test KL or BPD, and DSM gap; VAE: gaps)")
+        self.loss = self.graphics.addPlot(row=0, col=0, title="Loss (train; held-out at evaluations)")
+        self.bound = self.graphics.addPlot(row=1, col=0, title="Bound and its terms")
+        self.gap = self.graphics.addPlot(row=2, col=0, title="Test gap")
         self.plots = {"loss": self.loss, "bound": self.bound, "gap": self.gap}
         self.log_boxes: dict[str, QCheckBox] = {}
         log_row = QHBoxLayout()
+        log_row.addWidget(QLabel("smoothing:"))
+        log_row.addWidget(self.smoothing, stretch=1)
         log_row.addWidget(QLabel("log-y:"))
         for name, plot in self.plots.items():
             plot.showGrid(x=True, y=True, alpha=0.2)
@@ -131,7 +134,6 @@ class MetricPlots(QWidget):
             box.toggled.connect(lambda on, p=plot, n=name: self._set_log(n, p, on))
             log_row.addWidget(box)
             self.log_boxes[name] = box
-        log_row.addStretch(1)
         self.bound.setXLink(self.loss)
         self.gap.setXLink(self.loss)
         self.cursor_label = QLabel(" ")

@@ -16,7 +16,7 @@ class SamplesPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = pg.PlotWidget(title="Generated (colour) over training points (grey)")
+        self.plot = pg.PlotWidget(title="Samples (grey: training points)")
         self.plot.setAspectLocked(True)
         self.train_item = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(120, 120, 120, 120))
         self.gen_item = pg.ScatterPlotItem(size=3, pen=None)
@@ -27,6 +27,7 @@ class SamplesPanel(QWidget):
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setEnabled(False)
         self.label = QLabel("no evaluation yet")
+        self.label.setWordWrap(True)  # long captions wrap instead of widening the window
         layout = QVBoxLayout(self)
         layout.addWidget(self.plot, stretch=1)
         layout.addWidget(self.slider)

@@ -62,7 +62,7 @@ class TExplorer(QWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setVisible(False)
         self.scatter_plot.addItem(self.image)
-        self.sweep_plot = pg.PlotWidget(title="Sweep: bound (left) and test KL (right) against T")
+        self.sweep_plot = pg.PlotWidget(title="Sweep against T")
         self.sweep_plot.showGrid(x=True, y=True, alpha=0.2)
         self.bound_curve = self.sweep_plot.plot(pen=pg.mkPen((52, 101, 164), width=2), symbol="o", symbolSize=6)
         self.bound_band = pg.ErrorBarItem(pen=pg.mkPen((52, 101, 164, 120)))
@@ -203,7 +203,7 @@ class TExplorer(QWidget):
 
     def _draw_sweep_curves(self, run: RunState) -> None:
         label = test_metric(run)[1]
-        self.sweep_plot.setTitle(f"Sweep: bound (left) and {label} (right) against T")
+        self.sweep_plot.setTitle(f"Sweep: bound, {label}")
         self.sweep_plot.getAxis("right").setLabel(label)
         Ts, bounds, stds, kls, ses = self._sweep_table(run)
         x = np.array(Ts)
