@@ -117,14 +117,15 @@ def without_arrays(record: dict) -> dict:
 
 
 def up_to_step(history: Iterable[dict], step: int) -> list[dict]:
-    """The records of a history up to and including ``step``, without closing or ``resumed`` records: where a
-    resumed run continues from. A (kind, step) that appears twice (files written before resumes trimmed their
-    history) is kept once, at its first place, with its latest content."""
+    """The records of a history up to and including ``step``, without closing records: where a resumed run
+    continues from. Earlier ``resumed`` records at or below ``step`` stay, so every resume is on record. A
+    (kind, step) that appears twice (files written before resumes trimmed their history) is kept once, at its
+    first place, with its latest content."""
     kept: list[dict] = []
     index: dict[tuple, int] = {}
     for record in history:
         kind = record.get("kind")
-        if kind in CLOSING_KINDS or kind == RESUMED:
+        if kind in CLOSING_KINDS:
             continue
         if kind != START and record.get("step", 0) > step:
             continue

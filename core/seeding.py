@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-STREAMS = {"data": 0, "init": 1, "train": 2, "eval": 3, "select": 4, "reference": 5}
+STREAMS = {"data": 0, "init": 1, "train": 2, "eval": 3, "select": 4, "reference": 5, "eval-draws": 6}
 
 
 def stream_seed(seed: int, stream: str) -> int:

@@ -22,7 +22,7 @@ import torch
 from .bounds.diffusion_bound import encoder_terms, generator_term
 from .bounds.variants import get_variant
 from .errors import ConfigError
-from .io.recorder import claim_folder
+from .io.recorder import FolderLock, claim_folder
 from .io.atomic import atomic_write_json
 from .sde import VPSDE
 from .seeding import torch_generator
@@ -91,6 +91,25 @@ def select_t(
     base.with_(T=hi).validate()  # the high end too: a T above the limit is refused before any training
     out = Path(out_dir)
     claim_folder(out, overwrite, what="T selection")
+    lock = FolderLock(out)  # the selection's folder is its own until it ends: no --overwrite can move it
+    lock.acquire()
+    try:
+        yield from _selection_rounds(base, (lo, hi), out, n_coarse, max_trainings, jobs, should_stop)
+    finally:
+        lock.release()
+
+
+def _selection_rounds(
+    base: DiffusionConfig,
+    t_range: tuple[float, float],
+    out: Path,
+    n_coarse: int,
+    max_trainings: int,
+    jobs: int | None,
+    should_stop: Callable[[], bool] | None,
+) -> Iterator[dict]:
+    """The rounds of select_t: coarse trainings, then the surrogate's minimum, until the budget is spent."""
+    lo, hi = t_range
     Ts = np.round(np.arange(lo, hi + SURROGATE_STEP / 2, SURROGATE_STEP), 4)
     free = training_free_terms(base, Ts)
     trained: dict[float, dict] = {}

@@ -25,7 +25,7 @@ import torch
 from . import __version__
 from .errors import ConfigError
 from .io.atomic import atomic_write_json
-from .io.recorder import RunRecorder, claim_folder
+from .io.recorder import FolderLock, RunRecorder, claim_folder
 from .records import MEMBER, RUN, without_arrays
 from .metrics.near_best import mean_se, near_best
 from .resources import check_diffusion_costs
@@ -113,33 +113,41 @@ def run_sweep(
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
-    check_diffusion_costs(base, concurrent=len(runs))  # every (T, seed) run is in memory at once
-    claim_folder(out, overwrite, what="sweep")
-    atomic_write_json(out / "sweep.json", {
-        "format": "infogen-sweep", "format_version": 1, "version": __version__, "model": "dm",
-        "base_config": base.as_dict(), "T": list(Ts), "seeds": list(seeds), "runs": [r.name for r in runs],
-        "engine": engine,
-    })
     groups = group_runs(runs, jobs)
-    finals: dict[str, dict] = {}
-    errors: dict[str, str] = {}
-    if engine == "ray":
-        from .engines.ray_engine import ray_events
+    if engine == "local":  # the groups of `jobs` workers are in memory at once (a remote Ray cluster: not here)
+        check_diffusion_costs(base, concurrent=sum(sorted(map(len, groups), reverse=True)[:jobs]))
+    elif address is None:
+        check_diffusion_costs(base, concurrent=min(jobs, len(runs)))
+    claim_folder(out, overwrite, what="sweep")
+    lock = FolderLock(out)  # the whole sweep folder is this sweep's until it ends: no --overwrite can move it
+    lock.acquire()
+    try:
+        atomic_write_json(out / "sweep.json", {
+            "format": "infogen-sweep", "format_version": 1, "version": __version__, "model": "dm",
+            "base_config": base.as_dict(), "T": list(Ts), "seeds": list(seeds), "runs": [r.name for r in runs],
+            "engine": engine,
+        })
+        finals: dict[str, dict] = {}
+        errors: dict[str, str] = {}
+        if engine == "ray":
+            from .engines.ray_engine import ray_events
 
-        events = ray_events(runs, jobs, address, should_stop)
-    elif len(groups) == 1:
-        events = group_events(groups[0], should_stop)
-    else:
-        events = _run_in_pool(groups, jobs, should_stop)
-    for event in events:
-        if event["kind"] == "eval" and event["step"] == event["iters"]:
-            finals[event["run"]] = event
-        elif event["kind"] == "error":
-            errors[event["run"]] = event["message"]
-        yield event
-    summary = summarize(runs, Ts, seeds, base, finals, errors)
-    atomic_write_json(out / "summary.json", summary)
-    yield {"kind": "summary", "summary": summary}
+            events = ray_events(runs, jobs, address, should_stop)
+        elif len(groups) == 1:
+            events = group_events(groups[0], should_stop)
+        else:
+            events = _run_in_pool(groups, jobs, should_stop)
+        for event in events:
+            if event["kind"] == "eval" and event["step"] == event["iters"]:
+                finals[event["run"]] = event
+            elif event["kind"] == "error":
+                errors[event["run"]] = event["message"]
+            yield event
+        summary = summarize(runs, Ts, seeds, base, finals, errors)
+        atomic_write_json(out / "summary.json", summary)
+        yield {"kind": "summary", "summary": summary}
+    finally:
+        lock.release()
 
 
 def group_events(group: Sequence[SweepRun], should_stop: Callable[[], bool] | None = None) -> Iterator[dict]:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from .atomic import atomic_write_bytes, atomic_write_json, to_json
 from .run_dir import RUN_FORMAT, RUN_FORMAT_VERSION
 
 LOCK_NAME = ".infogen.lock"
+LOCK_GRACE_SECONDS = 10.0
 # What marks a folder as holding work: a run's files, a sweep's plan, a T selection's result or first round.
 WORK_MARKERS = ("config.json", "history.jsonl", CHECKPOINT_NAME, "weights.safetensors", "samples.safetensors",
                 "sweep.json", "selection.json", "round0")
@@ -56,18 +59,23 @@ def claim_folder(folder: str | Path, overwrite: bool = False, what: str = "run")
     """Make ``folder`` ready for a new run; returns where an old run was moved (or None).
 
     A folder that holds a run is refused unless ``overwrite``; then the whole folder is moved aside (renamed),
-    never deleted and never mixed with the new run. Unwritable places get a ConfigError naming them."""
-    folder = Path(folder)
+    never deleted and never mixed with the new run. A folder that a live writer holds (itself, or one of its
+    run folders, as in a sweep) is never moved. Unwritable places get a ConfigError naming them."""
+    folder = Path(folder).resolve()
     moved = None
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{folder} exists and is not a folder; choose another output folder")
     if folder.is_dir() and holds_work(folder):
-        lock = read_lock(folder)
+        lock = live_lock_in(folder)
         if lock is not None:
             raise ConfigError(f"{folder} is being written by another InfoGen process ({lock}); choose another folder")
         if not overwrite:
             raise ConfigError(f"{folder} already holds a {what}; choose another output folder, or pass --overwrite "
                               "to move the old one aside (it is renamed, never deleted)")
+        cwd = Path.cwd().resolve()
+        if cwd == folder or folder in cwd.parents:
+            raise ConfigError(f"{folder} is the current folder (or holds it) and cannot be moved aside; "
+                              "choose another output folder")
         moved = aside_name(folder)
         try:
             folder.rename(moved)
@@ -89,12 +97,22 @@ def make_folder(folder: Path) -> None:
 
 
 def read_lock(folder: Path) -> str | None:
-    """The description of a live writer holding ``folder``, or None (no lock, or a stale one)."""
+    """The description of a live writer holding ``folder``, or None (no lock, or a stale one).
+
+    A lock that cannot be parsed counts as live for LOCK_GRACE_SECONDS (a writer may be starting), then as
+    stale; a lock whose process is gone is stale."""
+    path = Path(folder) / LOCK_NAME
     try:
-        info = json.loads((folder / LOCK_NAME).read_text())
-        pid, host = int(info["pid"]), str(info["host"])
-    except (OSError, ValueError, KeyError, TypeError):
+        text, age = path.read_text(), time.time() - path.stat().st_mtime
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        return f"an unreadable lock ({exc.strerror})"
+    try:
+        info = json.loads(text)
+        pid, host = int(info["pid"]), str(info["host"])
+    except (ValueError, KeyError, TypeError):
+        return "a writer that is starting" if age < LOCK_GRACE_SECONDS else None
     if host != socket.gethostname():
         return f"pid {pid} on {host}"
     try:
@@ -106,35 +124,78 @@ def read_lock(folder: Path) -> str | None:
     return f"pid {pid}"
 
 
+def live_lock_in(folder: Path) -> str | None:
+    """A live writer in ``folder`` or in one of its direct subfolders (a sweep's runs), described; else None."""
+    holder = read_lock(folder)
+    if holder is not None:
+        return holder
+    try:
+        children = [c for c in folder.iterdir() if c.is_dir()]
+    except OSError:
+        return None
+    for child in children:
+        holder = read_lock(child)
+        if holder is not None:
+            return f"{holder}, in {child.name}"
+    return None
+
+
 class FolderLock:
-    """An exclusive lock file in a run folder: one writer at a time; a dead writer's lock is taken over."""
+    """An exclusive lock file in a folder: one writer at a time; a dead writer's lock is taken over.
+
+    The lock appears with its content in one step (written to a temporary name, then hard-linked into place),
+    so no other writer ever reads it half-written; release removes it only if it is still this writer's."""
 
     def __init__(self, folder: Path) -> None:
-        self.path = folder / LOCK_NAME
-        self.held = False
+        self.path = Path(folder) / LOCK_NAME
+        self._inode: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._inode is not None
 
     def acquire(self) -> None:
         body = json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode()
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                holder = read_lock(self.path.parent)
-                if holder is not None:
-                    raise ConfigError(f"{self.path.parent} is being written by another InfoGen process ({holder}); "
-                                      "wait for it to finish or choose another folder") from None
-                self.path.unlink(missing_ok=True)  # stale: its writer is gone
-                continue
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(body)
-            self.held = True
-            return
+        staged = self.path.with_name(f"{LOCK_NAME}.{os.getpid()}.{secrets.token_hex(4)}")
+        staged.write_bytes(body)
+        try:
+            for _ in range(2):
+                try:
+                    os.link(staged, self.path)
+                except FileExistsError:
+                    holder = read_lock(self.path.parent)
+                    if holder is not None:
+                        raise ConfigError(f"{self.path.parent} is being written by another InfoGen process "
+                                          f"({holder}); wait for it to finish or choose another folder") from None
+                    self._remove_stale()
+                    continue
+                self._inode = os.stat(self.path).st_ino
+                return
+        finally:
+            staged.unlink(missing_ok=True)
         raise ConfigError(f"{self.path.parent}: could not take the writer's lock {LOCK_NAME}")
 
+    def _remove_stale(self) -> None:
+        """Remove a dead writer's lock, unless another writer replaced it meanwhile."""
+        try:
+            stale = os.stat(self.path).st_ino
+            aside = self.path.with_name(f"{LOCK_NAME}.stale.{os.getpid()}")
+            os.rename(self.path, aside)
+            if os.stat(aside).st_ino != stale:  # a live writer's lock got moved: put it back
+                os.link(aside, self.path)
+            aside.unlink()
+        except (FileNotFoundError, FileExistsError):
+            pass
+
     def release(self) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
+        if self._inode is None:
+            return
+        try:
+            if os.stat(self.path).st_ino == self._inode:
+                self.path.unlink()
+        except FileNotFoundError:
+            pass
+        self._inode = None
 
 
 class RunRecorder:
@@ -176,6 +237,8 @@ class RunRecorder:
             text = "".join(json.dumps(r) + "\n" for r in self.history)
             atomic_write_bytes(self.folder / "history.jsonl", text.encode())
             self._file = open(self.folder / "history.jsonl", "a", encoding="utf-8")
+            if resume is not None and self.weights is not None:
+                self.save_checkpoint()  # the new folder is resumable before its first evaluation
         except BaseException:
             self._lock.release()
             raise

@@ -86,12 +86,19 @@ def evaluate_ensemble(
         bpd_mean, bpd_se = test_bpd(model, sde, x_test, T, gens)
         x_train = logit_transform(dequantize(x_train, gens))[0]
         x_test = logit_transform(dequantize(x_test, gens))[0]
-    # D independent draws of n_gen samples in one pass: the test KL's error bar, and L over all D * n_gen samples.
+    # The first draw of n_gen samples comes from the evaluation stream and gives L, the shown samples and the
+    # frames; the test KL's other D - 1 draws come from a stream of their own, so the bound does not depend on D.
     n_gen, n_draws = first.n_gen, first.test_kl_draws
-    y0 = normal(gens, (n_draws * n_gen, x_train.shape[-1]), device)
+    y0 = normal(gens, (n_gen, x_train.shape[-1]), device)
     generated = euler_maruyama(
         model, sde, y0, T, first.steps, gens, frame_every=first.frame_every or None, should_stop=should_stop
     )
+    all_samples = generated.samples
+    if n_draws > 1:
+        draw_gens = [torch_generator(c.seed, "eval-draws", device) for c in configs]
+        y_extra = normal(draw_gens, ((n_draws - 1) * n_gen, x_train.shape[-1]), device)
+        extra = euler_maruyama(model, sde, y_extra, T, first.steps, draw_gens, should_stop=should_stop)
+        all_samples = torch.cat([all_samples, extra.samples], dim=1)
     L_by_method = {"generator": generated.L}
     if any(VARIANTS[v].lipschitz == "train-reverse-clock" for v in applicable_variants(first)):
         probe = euler_maruyama(model, sde, x_train, T, first.steps, gens, probe_reverse_clock=True, should_stop=should_stop)
@@ -114,7 +121,7 @@ def evaluate_ensemble(
             variant = VARIANTS[name]
             bounds[name] = _bound_for(variant, cfg, x_train[e], score_matching, float(L_by_method[variant.lipschitz][e]), gens[e], sde)
         chosen = bounds[cfg.variant]
-        draws = generated.samples[e].reshape(n_draws, n_gen, -1)
+        draws = all_samples[e].reshape(n_draws, n_gen, -1)
         test_kl = kde_kl_draws(x_test[e], draws, cfg.kde_bandwidth)
         samples = draws[0]
         shown = inverse_logit(samples) if images else samples
@@ -138,7 +145,7 @@ def evaluate_ensemble(
             record["test_bpd"] = float(bpd_mean[e])
             record["test_bpd_se"] = float(bpd_se[e])
         if generated.frames is not None:
-            frames = generated.frames[e][:, :n_gen]
+            frames = generated.frames[e]
             record["frames"] = (inverse_logit(frames) if images else frames).float().cpu().numpy()
             record["frame_times"] = generated.frame_times[e].float().cpu().numpy()
         records.append(record)

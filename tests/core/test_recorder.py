@@ -115,3 +115,41 @@ def test_bad_records_are_named(record, message):
 
     with pytest.raises(RecordError, match=message):
         validate_record(record)
+
+
+def test_a_running_sweep_cannot_be_moved_aside(tiny_config, tmp_path):
+    from core.io.recorder import claim_folder
+    from core.sweep import run_sweep
+
+    events = run_sweep(tiny_config.with_(iters=4, eval_every=0), [0.5], [0], tmp_path / "s", jobs=1)
+    next(events)  # the sweep is running: its folder and its run's folder are locked
+    with pytest.raises(ConfigError, match="being written by another InfoGen process"):
+        claim_folder(tmp_path / "s", overwrite=True, what="sweep")
+    list(events)
+    assert claim_folder(tmp_path / "s", overwrite=True, what="sweep") is not None  # finished: it can be moved
+
+
+def test_overwrite_never_moves_the_current_folder(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "dm", *TINY, "--iters", "2", "--eval-every", "0", "--out", str(out)]) == 0
+    monkeypatch.chdir(out)
+    capsys.readouterr()
+    assert main(["train", "dm", *TINY, "--iters", "2", "--eval-every", "0", "--out", ".", "--overwrite"]) == 2
+    assert "is the current folder" in capsys.readouterr().err
+    assert (out / "history.jsonl").exists()
+
+
+def test_every_resume_stays_on_record_and_a_new_folder_is_resumable_at_once(tiny_config, tmp_path):
+    cfg = tiny_config.with_(iters=12, eval_every=2)
+    first = train_into(tmp_path / "a", cfg.with_(iters=4))
+    for until in (6, 8):  # resume in place twice: from step 4 to 6, then from 6 to 8
+        ckpt = load_checkpoint(first.checkpoint_path)
+        with RunRecorder(tmp_path / "a", cfg.as_dict(), resume=ckpt, in_place=True) as rec:
+            for record in train_diffusion(cfg.with_(iters=until), resume=ckpt.train_state):
+                rec.write(record)
+    history = read_run(tmp_path / "a").history
+    assert [r["step"] for r in history if r["kind"] == "resumed"] == [4, 6]
+    assert [r["step"] for r in history if r["kind"] == "step"] == list(range(1, 9))
+    ckpt = load_checkpoint(first.checkpoint_path)
+    RunRecorder(tmp_path / "b", cfg.as_dict(), resume=ckpt).close()  # killed before its first evaluation
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.infogen").step == 8

@@ -70,3 +70,12 @@ def test_near_best_uses_two_standard_errors_of_the_difference():
     assert near_best(Ts, [math.nan, 0.3, math.nan, 0.31, 0.2], [0.01] * 5) == [1.0]
     assert near_best(Ts, [math.nan] * 5, ses) == []
     assert near_best(Ts, means, [math.nan] * 5) == [0.4]
+
+
+def test_the_bound_and_the_shown_samples_do_not_depend_on_the_number_of_draws(tiny_config):
+    cfg = tiny_config.with_(iters=4, eval_every=0)
+    one = [r for r in train_diffusion(cfg.with_(test_kl_draws=1)) if r["kind"] == "eval"][-1]
+    four = [r for r in train_diffusion(cfg.with_(test_kl_draws=4)) if r["kind"] == "eval"][-1]
+    assert one["bounds"] == four["bounds"]
+    np.testing.assert_array_equal(one["samples"], four["samples"])
+    assert one["test_kl"] != four["test_kl"]  # the mean over four draws, not the first draw alone
