@@ -6,6 +6,8 @@ import math
 
 from .errors import ConfigError
 
+MAX_GRID = 1000  # values in one T grid or seed list: a sweep trains one model per (T, seed)
+
 
 def parse_float_grid(text: str, name: str = "T") -> list[float]:
     """Values from ``start:stop:step`` (stop included when on the grid), a comma list, or one number."""
@@ -19,9 +21,13 @@ def parse_float_grid(text: str, name: str = "T") -> list[float]:
             if not all(math.isfinite(p) for p in parts) or step <= 0 or stop < start:
                 raise ValueError("need finite start <= stop and step > 0")
             count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            if count > MAX_GRID:
+                raise ValueError(f"{count} values; at most {MAX_GRID} (each trains a model)")
             values = [round(start + i * step, 10) for i in range(count)]
         else:
             values = [float(p) for p in text.split(",") if p.strip()]
+            if len(values) > MAX_GRID:
+                raise ValueError(f"{len(values)} values; at most {MAX_GRID} (each trains a model)")
     except ValueError as exc:
         raise ConfigError(f"cannot read {name} grid {text!r}: {exc}") from None
     if not values:
@@ -42,6 +48,8 @@ def parse_seeds(text: str) -> list[int]:
                 lo, hi = (int(v) for v in part.split("-", 1))
                 if hi < lo:
                     raise ValueError(f"range {part} runs backwards")
+                if hi - lo + 1 + len(seeds) > MAX_GRID:
+                    raise ValueError(f"more than {MAX_GRID} seeds (each trains a model)")
                 seeds.extend(range(lo, hi + 1))
             else:
                 seeds.append(int(part))

@@ -79,11 +79,16 @@ def copy_tree(dest: Path) -> None:
 
 
 def run_tests(tree: Path) -> tuple[bool, str]:
-    """True when some test fails against ``tree``; the first failing test's id."""
+    """True when a test FAILS against ``tree`` (an import or collection error does not count: it would show
+    that the edit broke the code, not that a test checks the formula); the first failing test's id."""
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", *TEST_FILES]
     proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
-    failed = [line for line in proc.stdout.splitlines() if line.startswith("FAILED")]
-    return proc.returncode != 0, (failed[0].split(" ")[1] if failed else proc.stdout.strip().splitlines()[-1])
+    lines = proc.stdout.splitlines()
+    failed = [line for line in lines if line.startswith("FAILED")]
+    errors = [line for line in lines if line.startswith("ERROR")]
+    if errors:
+        return False, f"collection or setup error, not a failing test: {errors[0]}"
+    return bool(failed), (failed[0].split(" ")[1] if failed else (lines[-1] if lines else "no output"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="infogen-errors-") as tmp:
         base = Path(tmp) / "tree"
         copy_tree(base)
-        clean, detail = run_tests(base)
-        if clean:
-            print(f"the unmodified tree already fails ({detail}); fix that first")
+        dirty, detail = run_tests(base)
+        if dirty or "passed" not in detail:
+            print(f"the unmodified tree does not pass ({detail}); fix that first")
             return 2
         for what, rel, old, new in ERRORS:
             target = base / rel
