@@ -202,8 +202,9 @@ class RunRecorder:
     """Writes one run's records to its folder and its checkpoint; use as a context manager.
 
     ``resume`` continues the run of a checkpoint (see the module docstring). Array fields go to safetensors
-    files, everything else to JSON; nothing is pickled. A checkpoint is saved at every evaluation (or VAE
-    epoch) that carries weights, and when the run ends, fails or is cancelled.
+    files, everything else to JSON; nothing is pickled. A checkpoint is saved at every evaluation that carries
+    weights, and when the run ends, fails or is cancelled. VAE records carry no weights yet, so a VAE run has
+    its run folder but no checkpoint (and cannot be resumed).
     """
 
     def __init__(self, folder: str | Path, config: dict, model: str = "dm", *, overwrite: bool = False,
