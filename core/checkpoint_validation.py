@@ -95,28 +95,11 @@ def validate_document(doc: Any, name: str, fmt: str, version_max: int, package: 
 
 
 def _check_history(history: Any, where: str, name: str) -> None:
-    """core.records.validate_history, with a kind that is not a string refused first (it cannot be looked up)."""
-    if isinstance(history, list):
-        for i, record in enumerate(history):
-            problem = record_type_problem(record)
-            if problem:
-                raise CheckpointError(f"{name}: {where}[{i}]: {problem}")
+    """core.records.validate_history, its RecordError as a CheckpointError naming the file."""
     try:
         validate_history(history, where)
     except RecordError as exc:
         raise CheckpointError(f"{name}: {exc}") from None
-
-
-def record_type_problem(record: Any) -> str | None:
-    """What core.records.validate_record cannot look at without a TypeError: a kind that is not a string, a step
-    that is not an integer (on any kind of record); None when there is nothing of the sort."""
-    if not isinstance(record, dict):
-        return None
-    if "kind" in record and not isinstance(record["kind"], str):
-        return f"field 'kind' must be a string, got {_short(record['kind'])}"
-    if "step" in record and not _integer(record["step"]):
-        return f"field 'step' must be an integer, got {_short(record['step'])}"
-    return None
 
 
 # What every file's config must satisfy to be read: the types of the dataclass fields and the settings that define

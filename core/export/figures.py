@@ -304,8 +304,3 @@ def _cell(value) -> str:
         return ""
     value = float(value)
     return "" if math.isnan(value) else repr(value)
-
-
-def write_columns(path: Path, columns: dict[str, list]) -> None:
-    with open(path, "w", newline="") as fh:
-        fh.write(columns_csv(columns))

@@ -18,7 +18,6 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
 
-from ..checkpoint_validation import record_type_problem
 from ..errors import RunFileError
 from ..records import RecordError, validate_record
 from .safe_read import (
@@ -105,9 +104,6 @@ def _read_history(path: Path) -> list[dict]:
                     raise
                 if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
                     raise RunFileError(f"{path}: line {number} is not a record with a 'kind' (a string)")
-                problem = record_type_problem(record)
-                if problem:
-                    raise RunFileError(f"{path}: line {number}: {problem}")
                 try:
                     validate_record(record, f"line {number}")
                 except RecordError as exc:
