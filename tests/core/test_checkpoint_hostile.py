@@ -284,8 +284,8 @@ WRONG_TYPES = {
     "eval bound text": (_record("eval", bound="high"), r"\(eval\): field 'bound' must be a finite number or null"),
     "step loss a list": (_record("step", loss=[1]), r"\(step\): field 'loss' must be a finite number or null"),
     "record of unknown kind": (_record("step", kind="teleport"), "unknown kind 'teleport'"),
-    "record kind a list": (_record("step", kind=["step"]), r"history\[\d+\]: field 'kind' must be a string"),
-    "start record with a text step": (_record("start", step="one"), r"history\[0\]: field 'step' must be an integer, got 'one'"),
+    "record kind a list": (_record("step", kind=["step"]), r"history\[\d+\]: unknown kind \['step'\]"),
+    "start record with a text step": (_record("start", step="one"), r"history\[0\] \(start\): field 'step' must be an integer, got 'one'"),
     "document a list": (lambda doc: [doc], "its document is not a JSON object"),
     "format of another program": (_set(["format"], "other"), r"not an InfoGen checkpoint \(format 'other'\)"),
 }

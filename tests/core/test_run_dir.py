@@ -110,7 +110,7 @@ HOSTILE = {
         '{"kind": "start", "config": {}}\n{"kind": "step", "step": 1, "loss": 0.5}\n'), r"line 2 \(step\): missing field 'wall'"),
     "history step 1.5": ("history.jsonl", lambda p: p.write_text(
         '{"kind": "start", "config": {}}\n{"kind": "step", "step": 1.5, "loss": 0.5, "wall": 0}\n{"kind": "end", "step": 1}\n'),
-        r"line 2: field 'step' must be an integer, got 1.5"),
+        r"line 2 \(step\): field 'step' must be an integer, got 1.5"),
     "history kind a list": ("history.jsonl", lambda p: p.write_text('{"kind": ["start"]}\n{"kind": "end", "step": 1}\n'),
                             "line 1 is not a record with a 'kind'"),
     "history of unknown kind": ("history.jsonl", lambda p: p.write_text('{"kind": "teleport"}\n{"kind": "end", "step": 1}\n'),
