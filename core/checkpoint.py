@@ -206,6 +206,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         header = bytearray(_header_size(head, size, str(p)))
         read_into(fh, memoryview(header), p, CheckpointError)
         _stored_hash(header, str(p))  # no integrity hash: refused before the rest is read
+        _check_layout_fills_file(header, size, str(p))  # a file padded or cut: refused before the rest is read
         data = bytearray(size)
         fh.seek(0)
         read_into(fh, memoryview(data), p, CheckpointError)
@@ -213,6 +214,21 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     ckpt = parse_checkpoint(data, str(p))
     ckpt.path = p
     return ckpt
+
+
+def _check_layout_fills_file(header: bytes | bytearray, size: int, name: str) -> None:
+    """CheckpointError unless the tensors the header declares end exactly where the file does."""
+    layout = loads_json(bytes(header), f"{name}: header", CheckpointError)
+    end = 0
+    if isinstance(layout, dict):
+        for key, entry in layout.items():
+            offsets = entry.get("data_offsets") if isinstance(entry, dict) and key != "__metadata__" else None
+            if isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets):
+                end = max(end, offsets[1])
+    expected = 8 + len(header) + end
+    if expected != size:
+        raise CheckpointError(f"{name}: corrupt: its header describes {expected} bytes but the file has {size} "
+                              "(padded, cut short or not a checkpoint)")
 
 
 def parse_checkpoint(data: bytes | bytearray, name: str = "checkpoint") -> Checkpoint:

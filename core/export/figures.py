@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import shutil
@@ -31,6 +30,7 @@ from ..checkpoint import load_checkpoint
 from ..config_checks import smoothing_weight
 from ..errors import ConfigError, RunFileError
 from ..io.run_dir import read_run
+from ..io.safe_read import read_json_file
 from ..resources import check_data_costs
 from ..smoothing import debiased_ema
 from ..training.config import DiffusionConfig, load_run_data, load_run_data_with_shape
@@ -45,15 +45,12 @@ def load_source(path: str | Path) -> dict:
     """{"kind": "run"|"sweep", ...} from a run directory, a sweep directory or a checkpoint file."""
     p = Path(path)
     if p.is_dir() and (p / "summary.json").exists():
-        try:
-            return {"kind": "sweep", "summary": json.loads((p / "summary.json").read_text()), "name": p.name}
-        except json.JSONDecodeError as exc:
-            raise RunFileError(f"{p / 'summary.json'}: not valid JSON ({exc})") from None
+        return {"kind": "sweep", "summary": read_json_file(p / "summary.json", RunFileError), "name": p.name}
     if p.is_dir():
         run = read_run(p)
         return {"kind": "run", "config": run.config, "history": run.history, "name": p.name, "model": run.meta.get("model", "dm"),
                 "samples": {int(k.split("_")[1]): v for k, v in run.samples.items()}}
-    if p.is_file():
+    if p.exists() or p.is_symlink():  # a checkpoint; anything but a regular file is refused by name there
         ckpt = load_checkpoint(p)
         return {"kind": "run", "config": ckpt.config, "history": ckpt.history, "samples": ckpt.samples, "name": p.stem}
     raise ConfigError(f"{p}: no such run directory, sweep directory or checkpoint")

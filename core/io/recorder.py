@@ -40,8 +40,18 @@ WORK_MARKERS = ("config.json", "history.jsonl", CHECKPOINT_NAME, "weights.safete
 
 
 def holds_work(folder: str | Path) -> bool:
-    """True when ``folder`` already holds (part of) a run, a sweep or a T selection."""
-    return any((Path(folder) / name).exists() for name in WORK_MARKERS)
+    """True when ``folder`` already holds (part of) a run, a sweep or a T selection.
+
+    A run that never wrote a record (refused at its start, e.g. by its data: config.json and an empty history,
+    nothing else) holds nothing that could be lost, so it does not block the next try."""
+    folder = Path(folder)
+    present = [name for name in WORK_MARKERS if (folder / name).exists()]
+    if set(present) <= {"config.json", "history.jsonl"} and "history.jsonl" in present:
+        try:
+            return (folder / "history.jsonl").stat().st_size > 0
+        except OSError:
+            return True
+    return bool(present)
 
 
 def aside_name(folder: Path) -> Path:

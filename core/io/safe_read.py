@@ -171,6 +171,8 @@ def loads_json(text: str | bytes, where: str, error: type[Exception], max_depth:
                     "as null)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise error(f"{where}: not valid JSON ({exc})") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits (Python's int conversion limit)
+        raise error(f"{where}: holds a number that cannot be read ({exc})") from None
     if json_depth_exceeds(obj, max_depth):
         raise error(f"{where}: JSON nested deeper than the limit of {max_depth} levels")
     return obj

@@ -138,7 +138,8 @@ def train_diffusion_ensemble(
                     yield {
                         "kind": "error", MEMBER: e, "step": step, "wall": time.perf_counter() - start,
                         "message": f"training loss became {value} at step {step}; the run was stopped there "
-                        "(try a smaller learning rate). Results up to the last evaluation are kept.",
+                        "(try a smaller learning rate, and check the data's scale: points should be of order 1). "
+                        "Results up to the last evaluation are kept.",
                     }
                 if not any(alive_list):
                     return

@@ -175,3 +175,28 @@ def test_a_save_that_fails_at_the_rename_leaves_the_previous_checkpoint_untouche
     assert len(new.history) == 3
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == others  # no temporary file left behind
+
+
+def test_a_checkpoint_padded_to_gigabytes_is_refused_before_its_body_is_read(trained, tmp_path, capsys):
+    import os
+    import resource
+    import time
+
+    path, _ = trained
+    big = tmp_path / "big.infogen"
+    big.write_bytes(path.read_bytes())
+    os.truncate(big, 3 * 2**30)  # sparse: no disk used
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    assert main(["info", str(big)]) == 2
+    assert time.perf_counter() - start < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: far below 3 GiB
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "corrupt" in err[0] and str(3 * 2**30) in err[0]
+
+
+def test_a_number_too_long_to_read_is_named_not_a_traceback():
+    from core.io.safe_read import loads_json
+
+    with pytest.raises(CheckpointError, match="number that cannot be read"):
+        loads_json('{"step": 1' + "0" * 5000 + "}", "doc", CheckpointError)

@@ -153,3 +153,16 @@ def test_every_resume_stays_on_record_and_a_new_folder_is_resumable_at_once(tiny
     ckpt = load_checkpoint(first.checkpoint_path)
     RunRecorder(tmp_path / "b", cfg.as_dict(), resume=ckpt).close()  # killed before its first evaluation
     assert load_checkpoint(tmp_path / "b" / "checkpoint.infogen").step == 8
+
+
+def test_a_run_refused_at_its_start_does_not_block_the_next_try(tiny_config, tmp_path):
+    # A run whose data was refused leaves config.json and an empty history: nothing to lose, so no refusal.
+    import numpy as np
+
+    bad = tmp_path / "nan.npy"
+    np.save(bad, np.full((100, 2), np.nan, dtype=np.float32))
+    cfg = tiny_config.with_(data="file", data_path=str(bad), iters=2, eval_every=0)
+    with pytest.raises(Exception, match="NaN"):
+        train_into(tmp_path / "run", cfg)
+    train_into(tmp_path / "run", tiny_config.with_(iters=2, eval_every=0))
+    assert read_run(tmp_path / "run").history[-1]["kind"] == "end"
