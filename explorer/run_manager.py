@@ -8,7 +8,6 @@ import threading
 import time
 from pathlib import Path
 
-import pyqtgraph as pg
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import GeneratorWorker, thread_worker
 
@@ -21,6 +20,21 @@ from .jobs import select_t_job, single_run_job, sweep_job, vae_job
 from .run_state import RunState
 
 RUNS_DIR_ENV = "INFOGEN_RUNS_DIR"
+
+
+# 20 distinct colours (matplotlib's tab20, dark shades first, then the light ones): no repeat for the first 20
+# runs; after that the cycle restarts.
+RUN_COLOURS = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+    (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (174, 199, 232), (255, 187, 120),
+    (152, 223, 138), (255, 152, 150), (197, 176, 213), (196, 156, 148), (247, 182, 210), (199, 199, 199),
+    (219, 219, 141), (158, 218, 229),
+)
+
+
+def run_colour(run_id: int) -> tuple[int, int, int]:
+    """The colour of run ``run_id`` (1-based)."""
+    return RUN_COLOURS[(run_id - 1) % len(RUN_COLOURS)]
 
 
 def default_runs_dir() -> Path:
@@ -74,7 +88,7 @@ class RunManager(QObject):
         """A fresh run id and its colour."""
         run_id = self._next_id
         self._next_id += 1
-        return run_id, pg.intColor(run_id - 1, hues=9).getRgb()[:3]
+        return run_id, run_colour(run_id)
 
     def add_loaded(self, state: RunState) -> None:
         """Show a run or sweep read from disk (see loading.load_state)."""

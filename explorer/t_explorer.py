@@ -275,10 +275,20 @@ class TExplorer(QWidget):
         else:
             self.timer.stop()
 
-    def _advance(self) -> None:
+    def play_range(self) -> tuple[float, float]:
+        """What Play loops over: the run's own T range (0 to its T; a sweep's grid), else the whole slider."""
         lo, hi = self.slider.minimum(), self.slider.maximum()
+        run = self._run
+        if run is None or run.is_vae:
+            return lo, hi
+        if run.is_sweep:
+            return (min(run.Ts), max(run.Ts)) if run.Ts else (lo, hi)
+        return lo, min(hi, float(run.config.T))
+
+    def _advance(self) -> None:
+        lo, hi = self.play_range()
         value = self.slider.value() + (hi - lo) / 100
-        self.slider.setValue(lo if value > hi else value)  # loop
+        self.slider.setValue(lo if value > hi + 1e-9 or value < lo else value)  # loop
 
 
 def _argmin(values) -> int:

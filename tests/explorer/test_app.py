@@ -302,3 +302,18 @@ def test_at_1024_by_700_the_form_run_button_plots_and_slider_stay_usable(qtbot, 
     qtbot.wait(100)
     assert again.splitters["main"].sizes() == sizes  # the layout is remembered
     again.close()
+
+
+def test_play_loops_over_the_runs_own_T_range_and_colours_do_not_repeat(qtbot, window):
+    from explorer.run_manager import run_colour
+
+    assert len({run_colour(i) for i in range(1, 21)}) == 20
+    run = run_and_wait(qtbot, window)  # T = 0.6
+    t = window.t_explorer
+    assert t.play_range() == (0.0, pytest.approx(0.6))
+    t.slider.setValue(0.595)
+    t._advance()
+    assert t.slider.value() == pytest.approx(0.0)  # wrapped at the run's T, not at the slider's end
+    t._advance()
+    assert t.slider.value() == pytest.approx(0.006)
+    assert run.colour == run_colour(run.run_id)
