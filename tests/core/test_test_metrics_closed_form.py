@@ -79,3 +79,12 @@ def test_the_bound_and_the_shown_samples_do_not_depend_on_the_number_of_draws(ti
     assert one["bounds"] == four["bounds"]
     np.testing.assert_array_equal(one["samples"], four["samples"])
     assert one["test_kl"] != four["test_kl"]  # the mean over four draws, not the first draw alone
+
+
+def test_near_best_boundary_and_missing_errors():
+    # Exactly on the boundary counts as near: 0.75 - 0.25 = 0.5 = 2 sqrt(0.2^2 + 0.15^2), all exact in binary.
+    assert near_best([1.0, 2.0], [0.25, 0.75], [0.2, 0.15]) == [1.0, 2.0]
+    assert near_best([1.0, 2.0], [0.25, 0.7500001], [0.2, 0.15]) == [1.0]
+    # A missing (None) standard error: the best T stays alone, and a T without one is never called near.
+    assert near_best([1.0, 2.0, 3.0], [0.3, 0.31, 0.9], [None, 0.05, 0.05]) == [1.0]
+    assert near_best([1.0, 2.0, 3.0], [0.3, 0.31, 0.9], [0.05, None, 0.05]) == [1.0]
