@@ -259,6 +259,7 @@ def parse_checkpoint(data: bytes | bytearray, name: str = "checkpoint") -> Check
     entries = tensor_layout(header, len(data) - 8 - size, name)
     doc = loads_json(meta["infogen"], f"{name}: its InfoGen document", CheckpointError)
     cfg = validate_document(doc, name, FORMAT, FORMAT_VERSION, __version__)
+    doc["config"] = cfg.as_dict()  # every setting present (a file from an earlier build: its defaults filled in)
     tensors = tensors_from_buffer(data, 8 + size, entries)
     weights, optim, rng, samples = split_tensors(tensors, doc["model"], cfg, doc["step"], name)
     train_state = None

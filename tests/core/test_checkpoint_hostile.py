@@ -563,3 +563,19 @@ def test_a_mutated_document_is_refused_cleanly_or_loads_and_exports(mutation_lis
             pass  # a clean message (e.g. no evaluation left to plot)
         with contextlib.redirect_stdout(io.StringIO()):
             assert main(["info", str(path)]) == 0
+
+
+def test_a_config_from_an_earlier_build_gets_the_defaults_and_exports(tmp_path):
+    # A config without a setting added later (here R) loads with that setting's default, and every figure exports.
+    from core.export.figures import export_figure
+    from core.training.config import DiffusionConfig
+
+    def drop_r(doc):
+        del doc["config"]["R"]
+
+    path = tmp_path / "old.infogen"
+    path.write_bytes(rewritten(drop_r))
+    ckpt = load_checkpoint(path)
+    assert ckpt.config["R"] == DiffusionConfig().R
+    for figure in ("loss", "bound", "gap"):
+        assert export_figure(path, figure, "svg", out=tmp_path / f"{figure}.svg")["figure"].exists()
