@@ -44,7 +44,7 @@ STALE_TEMP_SECONDS = 60.0
 
 
 def remove_stale_temps(target: Path, max_age: float = STALE_TEMP_SECONDS) -> list[Path]:
-    """Delete ``.{name}.XXXXXXXX.tmp`` siblings of ``target`` (the temporary files atomic_write_bytes makes) last
+    """Delete ``.{name}.<8 random characters>.tmp`` siblings of ``target`` (the temporary files atomic_write_bytes makes) last
     modified more than ``max_age`` seconds ago; returns what was removed. Younger ones may be another live
     writer's and are left alone; so are links, folders and names of any other pattern."""
     pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.tmp")

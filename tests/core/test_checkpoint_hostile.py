@@ -7,7 +7,6 @@ loads and exports."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import io
 import json
@@ -21,6 +20,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from checkpoint_files import TINY_CHECKPOINT_CONFIG, tiny_checkpoint_bytes
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -34,28 +34,18 @@ from core.cli import main
 from core.errors import InfoGenError
 from core.io.atomic import STALE_TEMP_SECONDS, to_json
 from core.io.safe_read import MAX_CHECKPOINT_BYTES, MAX_FILE_BYTES_ENV, MAX_JSON_DEPTH
-from core.records import without_arrays
 from core.training.config import DiffusionConfig
 from core.training.diffusion import train_diffusion
 
 SECONDS = 5.0
 MAX_BYTES = 200 * 2**20
-CONFIG = DiffusionConfig(m=24, n_test=40, T=0.6, iters=6, eval_every=3, n_steps=20, mc_samples=10, n_gen=32,
-                         test_kl_draws=2, dsm_eval_draws=1, hidden=16)
+CONFIG = TINY_CHECKPOINT_CONFIG
 
 
 # -- building files -------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
 def valid_checkpoint() -> bytes:
     """A real checkpoint of a tiny run (two evaluations), built once."""
-    history, samples, last = [], {}, None
-    for record in train_diffusion(CONFIG):
-        history.append(to_json(without_arrays(record)))
-        if record["kind"] == "eval":
-            samples[record["step"]] = record["samples"]
-            last = record
-    return build_checkpoint_bytes(model="dm", config=CONFIG.as_dict(), history=history, weights=last["model_state"],
-                                  train_state=last["train_state"], samples=samples)
+    return tiny_checkpoint_bytes()
 
 
 def split(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:

@@ -4,7 +4,6 @@ skipped by the plots and shown as n/a."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -13,17 +12,11 @@ import struct
 
 import numpy as np
 import pytest
+from checkpoint_files import tiny_checkpoint_bytes
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 import core.checkpoint as cp
-from core.io.atomic import to_json
-from core.records import without_arrays
-from core.training.config import DiffusionConfig
-from core.training.diffusion import train_diffusion
-
-CONFIG = DiffusionConfig(m=24, n_test=40, T=0.6, iters=6, eval_every=3, n_steps=20, mc_samples=10, n_gen=32,
-                         test_kl_draws=2, dsm_eval_draws=1, hidden=16)
 
 
 @pytest.fixture(autouse=True)
@@ -34,16 +27,8 @@ def isolated_settings(tmp_path):
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
 
 
-@functools.lru_cache(maxsize=1)
 def good_bytes() -> bytes:
-    history, samples, last = [], {}, None
-    for record in train_diffusion(CONFIG):
-        history.append(to_json(without_arrays(record)))
-        if record["kind"] == "eval":
-            samples[record["step"]] = record["samples"]
-            last = record
-    return cp.build_checkpoint_bytes(model="dm", config=CONFIG.as_dict(), history=history,
-                                     weights=last["model_state"], train_state=last["train_state"], samples=samples)
+    return tiny_checkpoint_bytes()
 
 
 def rewritten(change_doc=None, change_tensors=None) -> bytes:
