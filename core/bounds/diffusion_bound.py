@@ -50,7 +50,6 @@ class DiffusionBound:
         return asdict(self)
 
 
-@torch.no_grad()
 def encoder_terms(
     x: torch.Tensor,
     T: float,
@@ -63,31 +62,32 @@ def encoder_terms(
 
     docs/diffusion-bound.md#encoder_info and #encoder_prior; the variant's choices: #variants.
     """
-    check_T(T)
-    m = x.shape[0]
-    if m < 2:
-        raise ConfigError(f"the bound needs at least 2 training points, got {m}")
-    if n_samples < 1:
-        raise ConfigError(f"the number of Monte Carlo samples K must be >= 1, got {n_samples}")
-    alpha, var = float(sde.alpha(T)), float(sde.var(T))
-    means = alpha * x.reshape(m, -1)
-    enc_var = var if variant.encoder_variance == "var" else math.sqrt(var)
-    if variant.mixture == "full":
-        result = mixture_kl(means, means, enc_var, enc_var, n_samples, generator)
-        info, se = -result.mean, result.mean_se
-    else:
-        order = torch.randperm(m, generator=generator, device=generator.device).to(means.device)
-        batch_means, batch_vars = [], []
-        for start in range(0, m, MINIBATCH_MIXTURE_SIZE):
-            batch = means[order[start : start + MINIBATCH_MIXTURE_SIZE]]
-            r = mixture_kl(batch, batch, enc_var, enc_var, n_samples, generator)
-            batch_means.append(r.mean)
-            batch_vars.append(r.mean_se**2)
-        info = -sum(batch_means) / len(batch_means)
-        se = math.sqrt(sum(batch_vars)) / len(batch_vars)
-    kl_prior = kl_isotropic_to_standard(means, var).clamp_min(0.0)
-    prior = float(kl_prior.sqrt().mean()) if variant.prior_sqrt else float(kl_prior.mean())
-    return EncoderTerms(info, se, prior)
+    with torch.no_grad():  # inside the body: mutmut skips decorated functions
+        check_T(T)
+        m = x.shape[0]
+        if m < 2:
+            raise ConfigError(f"the bound needs at least 2 training points, got {m}")
+        if n_samples < 1:
+            raise ConfigError(f"the number of Monte Carlo samples K must be >= 1, got {n_samples}")
+        alpha, var = float(sde.alpha(T)), float(sde.var(T))
+        means = alpha * x.reshape(m, -1)
+        enc_var = var if variant.encoder_variance == "var" else math.sqrt(var)
+        if variant.mixture == "full":
+            result = mixture_kl(means, means, enc_var, enc_var, n_samples, generator)
+            info, se = -result.mean, result.mean_se
+        else:
+            order = torch.randperm(m, generator=generator, device=generator.device).to(means.device)
+            batch_means, batch_vars = [], []
+            for start in range(0, m, MINIBATCH_MIXTURE_SIZE):
+                batch = means[order[start : start + MINIBATCH_MIXTURE_SIZE]]
+                r = mixture_kl(batch, batch, enc_var, enc_var, n_samples, generator)
+                batch_means.append(r.mean)
+                batch_vars.append(r.mean_se**2)
+            info = -sum(batch_means) / len(batch_means)
+            se = math.sqrt(sum(batch_vars)) / len(batch_vars)
+        kl_prior = kl_isotropic_to_standard(means, var).clamp_min(0.0)
+        prior = float(kl_prior.sqrt().mean()) if variant.prior_sqrt else float(kl_prior.mean())
+        return EncoderTerms(info, se, prior)
 
 
 def generator_term(T: float, L: float, sum_beta: float, m: int, n_steps: int) -> float:

@@ -62,7 +62,6 @@ def log_mixture_density(
     return running - math.log(n_centres) - 0.5 * d * math.log(2.0 * math.pi * var)
 
 
-@torch.no_grad()
 def mixture_kl(
     means: torch.Tensor,
     centres: torch.Tensor,
@@ -73,26 +72,27 @@ def mixture_kl(
     block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> MixtureKL:
     """KL_i for every row of ``means`` (m, d) against the mixture on ``centres`` (M, d); K = ``n_samples``."""
-    m, d = means.shape
-    shift = centres.mean(dim=0, keepdim=True)
-    means, centres = means - shift, centres - shift
-    # Samples reach a few standard deviations beyond the means.
-    dtype = precise_dtype(torch.cat([means, centres]).abs() + 4 * math.sqrt(sample_var), min(sample_var, mixture_var))
-    means, centres = means.to(dtype), centres.to(dtype)
-    entropy = gaussian_entropy_isotropic(d, sample_var)
-    std = math.sqrt(sample_var)
-    # Each chunk holds its samples (rows x d) and one distance block (rows x up to 4096 centres).
-    sample_rows = rows_per_block(min(centres.shape[0], 4096), d, budget=block_bytes)
-    points_per_chunk = max(1, sample_rows // n_samples)
-    kl = torch.empty(m, dtype=torch.float64, device=means.device)
-    var_sum = 0.0
-    for start in range(0, m, points_per_chunk):
-        mu = means[start : start + points_per_chunk]
-        noise = torch.randn(mu.shape[0], n_samples, d, generator=generator, device=generator.device)
-        u = (mu.unsqueeze(1) + std * noise.to(mu.device, mu.dtype)).reshape(-1, d)
-        log_q = log_mixture_density(u, centres, mixture_var, block_bytes).double().view(mu.shape[0], n_samples)
-        kl[start : start + mu.shape[0]] = -entropy - log_q.mean(1)
-        if n_samples > 1:
-            var_sum += float(log_q.var(1).sum())
-    se = math.sqrt(var_sum / n_samples) / m if n_samples > 1 else float("nan")
-    return MixtureKL(kl, se)
+    with torch.no_grad():  # inside the body: mutmut skips decorated functions
+        m, d = means.shape
+        shift = centres.mean(dim=0, keepdim=True)
+        means, centres = means - shift, centres - shift
+        # Samples reach a few standard deviations beyond the means.
+        dtype = precise_dtype(torch.cat([means, centres]).abs() + 4 * math.sqrt(sample_var), min(sample_var, mixture_var))
+        means, centres = means.to(dtype), centres.to(dtype)
+        entropy = gaussian_entropy_isotropic(d, sample_var)
+        std = math.sqrt(sample_var)
+        # Each chunk holds its samples (rows x d) and one distance block (rows x up to 4096 centres).
+        sample_rows = rows_per_block(min(centres.shape[0], 4096), d, budget=block_bytes)
+        points_per_chunk = max(1, sample_rows // n_samples)
+        kl = torch.empty(m, dtype=torch.float64, device=means.device)
+        var_sum = 0.0
+        for start in range(0, m, points_per_chunk):
+            mu = means[start : start + points_per_chunk]
+            noise = torch.randn(mu.shape[0], n_samples, d, generator=generator, device=generator.device)
+            u = (mu.unsqueeze(1) + std * noise.to(mu.device, mu.dtype)).reshape(-1, d)
+            log_q = log_mixture_density(u, centres, mixture_var, block_bytes).double().view(mu.shape[0], n_samples)
+            kl[start : start + mu.shape[0]] = -entropy - log_q.mean(1)
+            if n_samples > 1:
+                var_sum += float(log_q.var(1).sum())
+        se = math.sqrt(var_sum / n_samples) / m if n_samples > 1 else float("nan")
+        return MixtureKL(kl, se)

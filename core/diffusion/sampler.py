@@ -32,7 +32,6 @@ class SamplerResult:
         return self.mean_score_norm.max(dim=1).values
 
 
-@torch.no_grad()
 def euler_maruyama(
     model: EnsembleMLP,
     sde: VPSDE,
@@ -51,32 +50,33 @@ def euler_maruyama(
     Swiss roll code) it is instead the norm of a_theta(Y_k, s_k) / sqrt(beta(s_k)), the network queried at the
     reverse clock; the trajectory itself is unchanged (docs/diffusion-bound.md#reference-2d).
     """
-    n_steps = check_steps(n_steps)
-    n_members, n, _ = y0.shape
-    y = y0.clone()
-    delta = (T / n_steps).view(n_members, 1, 1)
-    norms = torch.empty(n_members, n_steps, dtype=torch.float32, device=y.device)
-    frames = [y0.clone()] if frame_every else []
-    frame_times = [T.clone()] if frame_every else []
-    ones = torch.ones(n_members, n, device=y.device)
-    for k in range(n_steps):
-        if should_stop is not None and should_stop():
-            raise InterruptedError("sampling cancelled")
-        s_k = T * (k / n_steps)
-        t_k = T - s_k
-        t_grid = ones * t_k.unsqueeze(1)
-        score = model.score(y, t_grid, sde)
-        if probe_reverse_clock:
-            s_grid = ones * s_k.unsqueeze(1)
-            norms[:, k] = model.score(y, s_grid, sde).norm(dim=-1).mean(dim=1)
-        else:
-            norms[:, k] = score.norm(dim=-1).mean(dim=1)
-        beta = sde.beta(t_k).view(n_members, 1, 1)
-        noise = normal(generators, (n, y.shape[-1]), y.device)
-        y = y + delta * (0.5 * beta * y + beta * score) + torch.sqrt(delta * beta) * noise
-        if frame_every and ((k + 1) % frame_every == 0 or k + 1 == n_steps):
-            frames.append(y.clone())
-            frame_times.append(T - T * ((k + 1) / n_steps))
-    if frame_every:
-        return SamplerResult(y, norms, torch.stack(frames, dim=1), torch.stack(frame_times, dim=1))
-    return SamplerResult(y, norms)
+    with torch.no_grad():  # inside the body: mutmut skips decorated functions
+        n_steps = check_steps(n_steps)
+        n_members, n, _ = y0.shape
+        y = y0.clone()
+        delta = (T / n_steps).view(n_members, 1, 1)
+        norms = torch.empty(n_members, n_steps, dtype=torch.float32, device=y.device)
+        frames = [y0.clone()] if frame_every else []
+        frame_times = [T.clone()] if frame_every else []
+        ones = torch.ones(n_members, n, device=y.device)
+        for k in range(n_steps):
+            if should_stop is not None and should_stop():
+                raise InterruptedError("sampling cancelled")
+            s_k = T * (k / n_steps)
+            t_k = T - s_k
+            t_grid = ones * t_k.unsqueeze(1)
+            score = model.score(y, t_grid, sde)
+            if probe_reverse_clock:
+                s_grid = ones * s_k.unsqueeze(1)
+                norms[:, k] = model.score(y, s_grid, sde).norm(dim=-1).mean(dim=1)
+            else:
+                norms[:, k] = score.norm(dim=-1).mean(dim=1)
+            beta = sde.beta(t_k).view(n_members, 1, 1)
+            noise = normal(generators, (n, y.shape[-1]), y.device)
+            y = y + delta * (0.5 * beta * y + beta * score) + torch.sqrt(delta * beta) * noise
+            if frame_every and ((k + 1) % frame_every == 0 or k + 1 == n_steps):
+                frames.append(y.clone())
+                frame_times.append(T - T * ((k + 1) / n_steps))
+        if frame_every:
+            return SamplerResult(y, norms, torch.stack(frames, dim=1), torch.stack(frame_times, dim=1))
+        return SamplerResult(y, norms)

@@ -50,20 +50,20 @@ class EnsembleMLP(nn.Module):
         """Architecture settings, enough to rebuild the network."""
         return {"data_dim": self.data_dim, "hidden": self.hidden, "n_hidden_layers": self.n_hidden_layers}
 
-    @torch.no_grad()
     def initialize(self, generators: Sequence[torch.Generator]) -> "EnsembleMLP":
         """nn.Linear's default init (uniform in +-1/sqrt(fan_in)), member e drawn from generators[e]."""
-        if len(generators) != self.n_members:
-            raise ValueError(f"need {self.n_members} generators, got {len(generators)}")
-        for weight, bias in zip(self.weights, self.biases):
-            bound = 1.0 / math.sqrt(weight.shape[1])
-            for e, gen in enumerate(generators):
-                # Draw on the generator's device, then copy: the weights may live elsewhere.
-                w = torch.rand(weight.shape[1:], generator=gen, device=gen.device)
-                b = torch.rand(bias.shape[1:], generator=gen, device=gen.device)
-                weight[e].copy_((w * 2 - 1) * bound)
-                bias[e].copy_((b * 2 - 1) * bound)
-        return self
+        with torch.no_grad():  # inside the body: mutmut skips decorated functions
+            if len(generators) != self.n_members:
+                raise ValueError(f"need {self.n_members} generators, got {len(generators)}")
+            for weight, bias in zip(self.weights, self.biases):
+                bound = 1.0 / math.sqrt(weight.shape[1])
+                for e, gen in enumerate(generators):
+                    # Draw on the generator's device, then copy: the weights may live elsewhere.
+                    w = torch.rand(weight.shape[1:], generator=gen, device=gen.device)
+                    b = torch.rand(bias.shape[1:], generator=gen, device=gen.device)
+                    weight[e].copy_((w * 2 - 1) * bound)
+                    bias[e].copy_((b * 2 - 1) * bound)
+            return self
 
     def forward(self, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Drift a_theta(y, t) for y of shape (E, n, d) and raw times t of shape (E, n)."""
@@ -89,10 +89,10 @@ class EnsembleMLP(nn.Module):
             state[f"layers.{i}.bias"] = bias[e, 0].detach().cpu().clone()
         return state
 
-    @torch.no_grad()
     def load_member_state_dict(self, e: int, state: dict[str, torch.Tensor]) -> None:
         """Set member e's parameters from a dict made by ``member_state_dict``; shapes are checked."""
-        check_state_shapes({k: tuple(v.shape) for k, v in self.member_state_dict(0).items()}, state)
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            weight[e].copy_(state[f"layers.{i}.weight"].t())
-            bias[e, 0].copy_(state[f"layers.{i}.bias"])
+        with torch.no_grad():  # inside the body: mutmut skips decorated functions
+            check_state_shapes({k: tuple(v.shape) for k, v in self.member_state_dict(0).items()}, state)
+            for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+                weight[e].copy_(state[f"layers.{i}.weight"].t())
+                bias[e, 0].copy_(state[f"layers.{i}.bias"])

@@ -1,6 +1,6 @@
 """Which T values are as good as the best one, given the test metric's Monte Carlo error.
 
-A T whose mean test metric exceeds the minimum by less than two standard errors of the difference,
+A T whose mean test metric exceeds the minimum by at most two standard errors of the difference,
 2 sqrt(se_T^2 + se_best^2), cannot be told apart from the best T by these draws (docs/test-metrics.md#near-best).
 """
 

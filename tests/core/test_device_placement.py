@@ -6,6 +6,7 @@ import torch
 from core.bounds.mixture_kl import log_mixture_density
 from core.diffusion.dsm import dsm_eval, dsm_terms
 from core.diffusion.elbo import elbo
+from core.diffusion.sampler import euler_maruyama
 from core.sde import VPSDE
 from core.vae.model import VAE
 
@@ -52,3 +53,10 @@ def test_vae_estimates_run_on_the_data_device():
 def test_log_mixture_density_stays_on_the_points_device():
     out = log_mixture_density(torch.zeros(4, 2, device=META), torch.zeros(7, 2, device=META), 0.5, block_bytes=64)
     assert out.device == META and out.shape == (4,)
+
+
+def test_sampler_runs_on_the_data_device():
+    y0, T = torch.zeros(2, 5, 2, device=META), torch.tensor([1.0, 0.5], device=META)
+    result = euler_maruyama(StationaryScore(), VPSDE(), y0, T, 4, gens() + gens(), frame_every=2)
+    assert result.samples.device == result.mean_score_norm.device == META
+    assert result.mean_score_norm.shape == (2, 4) and result.frames.shape == (2, 3, 5, 2)

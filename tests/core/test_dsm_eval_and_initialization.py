@@ -72,3 +72,28 @@ def test_initialization_is_uniform_in_plus_minus_one_over_sqrt_fan_in():
 def test_initialization_needs_one_generator_per_member():
     with pytest.raises(ValueError, match="need 2 generators, got 1"):
         EnsembleMLP(2, 3, hidden=4).initialize([torch.Generator()])
+
+
+class OffsetScore:
+    """For data at +-100 on the first axis: the exact score of each point's noised law plus a / sigma(t), with a
+    chosen per point (by the sign of y), so that sigma * score + eps = a and each point's loss is |a|^2 / 2."""
+
+    def __init__(self, a_left, a_right) -> None:
+        self.a_left, self.a_right = torch.tensor(a_left), torch.tensor(a_right)
+
+    def score(self, y, t, sde, t_net=None):
+        B = 0.1 * t + 9.95 * t * t
+        alpha, var = torch.exp(-0.5 * B).unsqueeze(-1), (1 - torch.exp(-B)).unsqueeze(-1)
+        left = (y[..., :1] < 0).to(y.dtype)
+        c = torch.cat([200 * (0.5 - left), torch.zeros_like(left)], -1)  # the point y came from
+        a = left * self.a_left + (1 - left) * self.a_right
+        return -(y - alpha * c) / var + a / var.sqrt()
+
+
+def test_dsm_eval_is_the_mean_over_every_point_chunk_by_chunk():
+    # Losses 2.0 for the first point and 0.5 for the two others: mean 1.0, whatever the chunking.
+    x = torch.tensor([[[-100.0, 0.0], [100.0, 0.0], [100.0, 0.0]]], dtype=torch.float64)
+    model, T = OffsetScore([2.0, 0.0], [0.0, 1.0]), torch.tensor([0.1], dtype=torch.float64)
+    for chunk in (None, 1, 2):
+        got = dsm_eval(model, VPSDE(), x, T, [torch.Generator().manual_seed(7)], draws=3, chunk=chunk)
+        assert float(got[0]) == pytest.approx(1.0, rel=1e-9)

@@ -39,14 +39,21 @@ def test_exact_variant_on_well_separated_points():
 
 
 def test_minibatch_variant_averages_over_batches_of_128():
-    # 200 points: batches of 128 and 72, each KL log(batch size); SE sqrt(se_1^2 + se_2^2) / 2 with
+    # 130 points: batches of 128 and 2, each KL log(batch size); SE sqrt(se_1^2 + se_2^2) / 2 with
     # se_b = sqrt(d / (2 K n_b)); the prior term is the mean KL, not the mean of its square root.
-    x, T, K, d = grid(200, 10.0), 0.05, 100, 2
+    x, T, K, d = grid(130, 10.0), 0.05, 400, 2
     terms = encoder_terms(torch.from_numpy(x), T, get_variant("reference-images"), K, torch.Generator().manual_seed(1))
-    se = math.sqrt(d / (2 * K * 128) + d / (2 * K * 72)) / 2
-    assert terms.encoder_info == pytest.approx(-(math.log(128) + math.log(72)) / 2, abs=5 * se)
+    se = math.sqrt(d / (2 * K * 128) + d / (2 * K * 2)) / 2
+    assert terms.encoder_info == pytest.approx(-(math.log(128) + math.log(2)) / 2, abs=5 * se)
     assert terms.encoder_info_se == pytest.approx(se, rel=0.15)
     assert terms.encoder_prior == pytest.approx(float(prior_kl(x, T).mean()), rel=1e-9)
+
+
+def test_one_monte_carlo_sample_is_enough():
+    # With K = 1 each KL estimate has variance d / 2 = 1 around log 4; there is no standard error.
+    terms = encoder_terms(torch.from_numpy(grid(4, 10.0)), 0.05, get_variant("exact"), 1, torch.Generator().manual_seed(5))
+    assert terms.encoder_info == pytest.approx(-math.log(4), abs=5 * math.sqrt(1 / 4))
+    assert math.isnan(terms.encoder_info_se)
 
 
 def numpy_mixture_kl(mu: np.ndarray, v: float, K: int, rng) -> float:

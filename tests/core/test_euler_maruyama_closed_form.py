@@ -58,16 +58,21 @@ def test_sample_variance_and_recorded_score_norms_follow_the_recursion_per_membe
 
 
 def test_reverse_clock_probe_changes_the_recorded_norms_but_not_the_trajectory():
-    # The probe reads the score at s_k = k T / N instead of t_k: recorded norm E|y_k| / v(s_k).
-    s2, N, n, T = 0.25, 30, 20_000, 0.8
-    y0 = torch.randn(1, n, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    Tt = torch.tensor([T], dtype=torch.float64)
-    plain = euler_maruyama(ExactScore(s2), VPSDE(), y0, Tt, N, [torch.Generator().manual_seed(4)])
-    probed = euler_maruyama(ExactScore(s2), VPSDE(), y0, Tt, N, [torch.Generator().manual_seed(4)], probe_reverse_clock=True)
+    # The probe reads the score at s_k = k T / N instead of t_k: recorded norm E|y_k| / v(s_k), per member.
+    s2, N, n, Ts = 0.25, 30, 20_000, (0.8, 0.4)
+    y0 = torch.randn(2, n, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    Tt = torch.tensor(Ts, dtype=torch.float64)
+
+    def gens():
+        return [torch.Generator().manual_seed(s) for s in (4, 5)]
+
+    plain = euler_maruyama(ExactScore(s2), VPSDE(), y0, Tt, N, gens())
+    probed = euler_maruyama(ExactScore(s2), VPSDE(), y0, Tt, N, gens(), probe_reverse_clock=True)
     assert torch.equal(plain.samples, probed.samples)
-    var = variances(T, N, s2, 1.0)
-    norms = [math.sqrt(var[k] * math.pi / 2) / v_of(k * T / N, s2) for k in range(N)]
-    np.testing.assert_allclose(probed.mean_score_norm[0].numpy(), norms, rtol=0.03)
+    for e, T in enumerate(Ts):
+        var = variances(T, N, s2, 1.0)
+        norms = [math.sqrt(var[k] * math.pi / 2) / v_of(k * T / N, s2) for k in range(N)]
+        np.testing.assert_allclose(probed.mean_score_norm[e].numpy(), norms, rtol=0.03)
 
 
 def test_frames_every_k_steps_and_at_the_end():
@@ -77,8 +82,16 @@ def test_frames_every_k_steps_and_at_the_end():
     # Frames at the start, after steps 3 and 6, and after the last (7th) step.
     assert result.frame_times[0].tolist() == pytest.approx([1.0, 1 - 3 / 7, 1 - 6 / 7, 0.0], abs=1e-6)
     assert torch.equal(result.frames[0, -1], result.samples[0]) and torch.equal(result.frames[0, 0], y0[0])
+    # The score norms are recorded as without frames: |-y0| = 0 at the first step.
+    assert result.mean_score_norm.shape == (1, 7) and float(result.mean_score_norm[0, 0]) == 0.0
 
 
 def test_no_steps_is_refused():
     with pytest.raises(ConfigError, match="Euler-Maruyama steps N"):
         euler_maruyama(ExactScore(1.0), VPSDE(), torch.zeros(1, 2, 2), torch.tensor([1.0]), 0, [torch.Generator()])
+
+
+def test_cancelling_says_so():
+    with pytest.raises(InterruptedError, match="^sampling cancelled$"):
+        euler_maruyama(ExactScore(1.0), VPSDE(), torch.zeros(1, 2, 2), torch.tensor([1.0]), 5, [torch.Generator()],
+                       should_stop=lambda: True)

@@ -42,3 +42,44 @@ def test_nearest_neighbours_across_chunks_exclude_only_the_point_itself(monkeypa
     to_ref = np.sqrt(((query[:, None, :] - ref[None, :, :]) ** 2).sum(-1)).min(1)
     np.testing.assert_allclose(nearest_neighbour_distances(torch.from_numpy(query), torch.from_numpy(ref)).numpy(),
                                to_ref, rtol=1e-12)
+
+
+def test_kde_far_from_the_origin_above_64_dimensions_stays_accurate_in_float32():
+    # d = 65 keeps float32, so only the centring on the points' mean (per coordinate) saves the distances;
+    # the offset alternates in sign, which a single common shift would not remove.
+    rng = np.random.default_rng(2)
+    offset = 512 * np.where(np.arange(65) % 2 == 0, 1.0, -1.0)
+    points = offset + rng.integers(-4, 5, size=(20, 65)) / 4
+    query = points[:5] + rng.integers(-1, 2, size=(5, 65)) / 8
+    expected = numpy_kde(query, points, 1.0)
+    got = kde_log_density(torch.from_numpy(query).float(), torch.from_numpy(points).float(), 1.0)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)
+
+
+def test_kde_switches_to_float64_for_widely_spread_float32_points():
+    # Spread +-100 at bandwidth 0.1: float32 would move the exponents by ~1e-2 (2 eps 1e4 / 0.01 >> 1e-4).
+    rng = np.random.default_rng(3)
+    points = rng.integers(-100, 101, size=(12, 2)).astype(np.float64)
+    query = points + rng.integers(-1, 2, size=(12, 2)) / 16
+    got = kde_log_density(torch.from_numpy(query).float(), torch.from_numpy(points).float(), 0.1)
+    np.testing.assert_allclose(got.numpy(), numpy_kde(query, points, 0.1), rtol=1e-6)
+
+
+def test_kde_query_blocks_fit_the_budget(monkeypatch):
+    # rows = budget // ((min(P, 4096) + d) * 4) query points per block, and the budget is passed on.
+    import core.metrics.kde as kde
+
+    calls = []
+    real = kde.log_mixture_density
+
+    def spy(query, points, var, block_bytes):
+        calls.append((query.shape[0], block_bytes))
+        return real(query, points, var, block_bytes)
+
+    monkeypatch.setattr(kde, "log_mixture_density", spy)
+    points, query = torch.randn(30, 3, generator=torch.Generator().manual_seed(4)), torch.zeros(10, 3)
+    kde_log_density(query, points, 0.5, block_bytes=620)  # 620 // ((30 + 3) * 4) = 4 rows
+    assert calls == [(4, 620), (4, 620), (2, 620)]
+    calls.clear()
+    kde_log_density(torch.zeros(7, 2), torch.zeros(4097, 2), 0.5, block_bytes=(4096 + 2) * 4 * 3)
+    assert [c[0] for c in calls] == [3, 3, 1]
