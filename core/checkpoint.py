@@ -1,7 +1,9 @@
 """One-file checkpoints users can trust: safetensors tensors plus one JSON document in the header metadata.
 
 Tensors: the model (``model.*``), Adam's moments and step counts (``optim.*``), the training random stream
-(``rng.train``) and the generated samples of every evaluation (``samples.step_N``). The JSON document
+(``rng.train``), the generated samples of every evaluation (``samples.step_N``) and the reverse trajectory of
+the latest evaluation that recorded one (``trajectory.frames``, (F, n, d), and ``trajectory.times``, (F,), both
+float32; absent when the run records none). The JSON document
 (metadata key ``infogen``) holds the format version, the package version, the full config, the data's
 provenance, the whole history (every record, evaluations included) and the bound settings. A SHA-256 of the
 whole file (computed with its own field zeroed) catches any flipped or missing byte.
@@ -56,6 +58,9 @@ class Checkpoint:
     samples: dict[int, np.ndarray]
     path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    # (frames (F, n, d) float32, times (F,) float32): the latest evaluation's reverse trajectory, frame i at
+    # forward time times[i] (from T down to 0); None in a file without one.
+    trajectory: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def config(self) -> dict:
@@ -161,8 +166,9 @@ def content_sha256(path: Path) -> str | None:
 def build_checkpoint_bytes(
     *, model: str, config: dict, history: list[dict], weights: dict[str, np.ndarray],
     train_state: dict | None, samples: dict[int, np.ndarray],
+    trajectory: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> bytes:
-    """The checkpoint file's bytes (see the module docstring)."""
+    """The checkpoint file's bytes (see the module docstring); ``trajectory`` is (frames, times) or None."""
     tensors: dict[str, np.ndarray] = {f"model.{k}": np.ascontiguousarray(v) for k, v in weights.items()}
     step = 0
     if train_state is not None:
@@ -172,6 +178,9 @@ def build_checkpoint_bytes(
         tensors["rng.train"] = np.ascontiguousarray(np.asarray(train_state["rng_train"], dtype=np.uint8))
     for s, arr in samples.items():
         tensors[f"samples.step_{int(s)}"] = np.ascontiguousarray(arr, dtype=np.float32)
+    if trajectory is not None:
+        tensors["trajectory.frames"] = np.ascontiguousarray(trajectory[0], dtype=np.float32)
+        tensors["trajectory.times"] = np.ascontiguousarray(trajectory[1], dtype=np.float32)
     doc = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "package_version": __version__, "model": model,
         "config": config, "provenance": provenance(config), "step": step, "history": history,
@@ -261,11 +270,11 @@ def parse_checkpoint(data: bytes | bytearray, name: str = "checkpoint") -> Check
     cfg = validate_document(doc, name, FORMAT, FORMAT_VERSION, __version__)
     doc["config"] = cfg.as_dict()  # every setting present (a file from an earlier build: its defaults filled in)
     tensors = tensors_from_buffer(data, 8 + size, entries)
-    weights, optim, rng, samples = split_tensors(tensors, doc["model"], cfg, doc["step"], name)
+    weights, optim, rng, samples, trajectory = split_tensors(tensors, doc["model"], cfg, doc["step"], name)
     train_state = None
     if rng is not None:
         train_state = {"step": doc["step"], "optimizer": optim, "rng_train": rng, "model": weights}
-    ckpt = Checkpoint(doc, weights, train_state, samples)
+    ckpt = Checkpoint(doc, weights, train_state, samples, trajectory=trajectory)
     ckpt.train_state_for()  # a run saved on CUDA, opened without CUDA: the note says how it continues
     return ckpt
 

@@ -11,7 +11,9 @@ this module, which refuses, with a CheckpointError naming the field:
   ``provenance`` (objects);
 - tensors that do not fit the config: weights that are not floating point or do not have the shapes of the
   config's network, Adam moments whose shapes differ from the parameters', a random state that is neither a
-  CPU nor a CUDA generator's, samples that are not float32 arrays of the data's dimension.
+  CPU nor a CUDA generator's, samples that are not float32 arrays of the data's dimension, a reverse trajectory
+  (``trajectory.frames`` and ``trajectory.times``) that is not a float32 (F, n, d) stack of frames of the data's
+  dimension with F finite times.
 
 It also converts a training random state saved on one kind of device for another (``train_state_for``):
 CUDA's Philox state (16 bytes: seed and offset) and the CPU's Mersenne Twister state (5056 bytes) cannot be
@@ -42,6 +44,7 @@ ST_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "i1", "U8": "u1", "
 FLOAT_DTYPES = ("F16", "F32", "F64")
 MAX_IMAGE_SIDE = 4096
 _SAMPLES = re.compile(r"samples\.step_(\d{1,12})")
+TRAJECTORY_KEYS = ("trajectory.frames", "trajectory.times")
 _OPTIM = re.compile(r"optim\.(exp_avg|exp_avg_sq|step)\.(\d{1,6})")
 
 
@@ -107,7 +110,7 @@ def _check_history(history: Any, where: str, name: str) -> None:
 # T <= 5...) belong to starting or resuming a run: a file trained elsewhere or by an earlier build must still open.
 _AT_LEAST = {
     "dm": {"m": 2, "n_test": 2, "iters": 1, "batch": 1, "eval_every": 0, "mc_samples": 1, "n_gen": 2, "test_kl_draws": 1,
-           "dsm_eval_draws": 1, "hidden": 1, "frame_every": 0, "seed": 0, "n_steps": 1},
+           "dsm_eval_draws": 1, "hidden": 1, "frame_every": 0, "trajectory_frames": 0, "seed": 0, "n_steps": 1},
     "vae": {"m": 2, "n_test": 1, "epochs": 1, "batch": 1, "logpx_every": 0, "logpx_K": 1, "seed": 0},
 }
 _POSITIVE = {"dm": ("T", "lr", "R", "kde_bandwidth"), "vae": ("lr", "r")}
@@ -254,8 +257,9 @@ def tensors_from_buffer(buf, start: int, entries) -> dict[str, tuple[str, np.nda
 
 # -- the tensors against the config -------------------------------------------------------------------------
 def split_tensors(tensors: dict[str, tuple[str, np.ndarray]], model: str, cfg, step: int, name: str):
-    """(weights, optimizer, rng_train or None, samples) checked against the config's network."""
-    weights, optim, samples, rng = {}, {}, {}, None
+    """(weights, optimizer, rng_train or None, samples, trajectory or None) checked against the config's network;
+    the trajectory is (frames (F, n, d), times (F,)), both float32."""
+    weights, optim, samples, rng, trajectory = {}, {}, {}, None, {}
     for key, (dtype, arr) in tensors.items():
         if key.startswith("model."):
             if dtype not in FLOAT_DTYPES:
@@ -283,6 +287,10 @@ def split_tensors(tensors: dict[str, tuple[str, np.ndarray]], model: str, cfg, s
             if dtype != "F32":
                 raise CheckpointError(f"{name}: samples {key!r} have dtype {dtype}; samples are F32")
             samples[int(match.group(1))] = arr
+        elif key.startswith("trajectory."):
+            if key not in TRAJECTORY_KEYS:
+                raise CheckpointError(f"{name}: unknown trajectory tensor {key!r} (expected {' and '.join(TRAJECTORY_KEYS)})")
+            trajectory[key] = (dtype, arr)
         # other names (a later format's additions) are not read
     if not weights:
         raise CheckpointError(f"{name}: holds no model weights")
@@ -290,10 +298,53 @@ def split_tensors(tensors: dict[str, tuple[str, np.ndarray]], model: str, cfg, s
     _compare_shapes(expected_weights, weights, name, optional_prefix="reference." if model == "vae" else None)
     _check_optimizer(optim, optim_shapes, name)
     _check_samples(model, samples, sample_dim, name)
+    frames_times = check_trajectory(trajectory, sample_dim, name)
     if rng is not None and model == "dm" and not 0 < step <= cfg.iters:
         raise CheckpointError(f"{name}: field 'step' is {step}, but a resumable run's step must be within 1..{cfg.iters} "
                               "(its config's iters)")
-    return weights, optim, rng, samples
+    return weights, optim, rng, samples, frames_times
+
+
+def check_trajectory(found: dict[str, tuple[str, np.ndarray]], dim: int | None, name: str):
+    """(frames, times) of a checkpoint's reverse trajectory, or None when it holds none (a file from before
+    trajectories were saved, or a run that records none); CheckpointError naming the problem otherwise."""
+    if not found:
+        return None
+    missing = [k for k in TRAJECTORY_KEYS if k not in found]
+    if missing:
+        raise CheckpointError(f"{name}: trajectory tensor {missing[0]!r} is missing (a trajectory is "
+                              f"{' and '.join(TRAJECTORY_KEYS)} together)")
+    problem = trajectory_problem(found["trajectory.frames"][1], found["trajectory.times"][1], dim,
+                                 found["trajectory.frames"][0], found["trajectory.times"][0])
+    if problem is not None:
+        raise CheckpointError(f"{name}: {problem}")
+    return found["trajectory.frames"][1], found["trajectory.times"][1]
+
+
+def trajectory_problem(frames: np.ndarray, times: np.ndarray, dim: int | None,
+                       frames_dtype: str | None = None, times_dtype: str | None = None) -> str | None:
+    """What is wrong with a stored reverse trajectory, in words naming the tensor, or None when it is sound:
+    frames float32 of shape (F, n, d) with F, n >= 1 and d the data's dimension (when ``dim`` is known), times
+    float32 of shape (F,), every one finite. Shared by checkpoints and run folders (core.io.run_dir)."""
+    frames_dtype = frames_dtype or str(frames.dtype)
+    times_dtype = times_dtype or str(times.dtype)
+    if frames.dtype != np.float32:
+        return f"trajectory frames have dtype {frames_dtype}; they must be float32"
+    if times.dtype != np.float32:
+        return f"trajectory times have dtype {times_dtype}; they must be float32"
+    if frames.ndim != 3 or frames.shape[0] < 1 or frames.shape[1] < 1:
+        return (f"trajectory frames have shape {list(frames.shape)}; expected (F, n, d): F >= 1 frames of "
+                "n >= 1 samples")
+    if times.ndim != 1:
+        return f"trajectory times have shape {list(times.shape)}; expected (F,), one time per frame"
+    if len(times) != len(frames):
+        return f"trajectory has {len(frames)} frames but {len(times)} times; each frame needs its time"
+    if dim is not None and frames.shape[2] != dim:
+        return (f"trajectory frames have shape {list(frames.shape)}: samples of dimension {frames.shape[2]}, "
+                f"but the run's data have dimension {dim}")
+    if not np.isfinite(times).all():
+        return "trajectory times are not all finite (NaN or infinite)"
+    return None
 
 
 def network_shapes(model: str, cfg, weights: dict, samples: dict, name: str):

@@ -193,11 +193,11 @@ def diffusion_costs(cfg) -> tuple[list[Cost], list[list[Cost]]]:
     train = [Cost(f"a training step on batch = {format_count(batch)} points through {net}", batch * train_per_point)]
 
     frames = []
-    if cfg.frame_every:
-        n_frames = steps // cfg.frame_every + 2
-        frames = [Cost(f"{format_count(n_frames)} frames (N / frame_every) of n_gen × test_kl_draws = "
-                       f"{format_count(n_gen)} × {format_count(draws)} samples {dim}",
-                       2 * n_frames * n_samples * d * FLOAT)]
+    if cfg.frame_interval is not None:  # the reverse trajectory of the first draw of n_gen samples: frames, stacked
+        n_frames = cfg.frame_count
+        frames = [Cost(f"{format_count(n_frames)} trajectory frames (trajectory_frames, or N / frame_every) of "
+                       f"n_gen = {format_count(n_gen)} samples {dim}",
+                       2 * n_frames * n_gen * d * FLOAT)]
     sampling = [Cost(f"n_gen × test_kl_draws = {format_count(n_gen)} × {format_count(draws)} generated samples {dim}",
                      n_samples * (6 * d * FLOAT + infer_per_point)), *frames]
     kept = Cost(f"n_gen × test_kl_draws = {format_count(n_gen)} × {format_count(draws)} generated samples {dim}",

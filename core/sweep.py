@@ -154,8 +154,12 @@ def group_events(group: Sequence[SweepRun], should_stop: Callable[[], bool] | No
     """Train one group as an ensemble, writing each run's folder and checkpoint; yield light events (no arrays).
 
     Progress counts every member: the members step in lockstep, so any member's step record advances it,
-    and a member that failed (a NaN loss) never freezes it."""
+    and a member that failed (a NaN loss) never freezes it. Each ``progress`` event (at most one per
+    PROGRESS_SECONDS) also carries ``losses``: every member's latest training loss by run name, None before its
+    first step, when the loss is not finite, and after the member failed, so a live view can draw the members'
+    loss curves."""
     recorders: list[RunRecorder] = []
+    losses: dict[str, float | None] = {r.name: None for r in group}
     last_sent = 0.0
     try:
         for r in group:
@@ -165,17 +169,29 @@ def group_events(group: Sequence[SweepRun], should_stop: Callable[[], bool] | No
             run = group[index]
             recorders[index].write(record)
             if record["kind"] == "step":
+                losses[run.name] = finite_or_none(record.get("loss"))
                 now = time.monotonic()
                 if now - last_sent >= PROGRESS_SECONDS:
                     last_sent = now
                     yield {"kind": "progress", "runs": [r.name for r in group], "step": record["step"],
-                           "iters": run.config.iters}
+                           "iters": run.config.iters, "losses": dict(losses)}
                 continue
+            if record["kind"] == "error":
+                losses[run.name] = None  # its loss stopped being finite
             if record["kind"] != "start":
                 yield sweep_event(run, record)
     finally:
         for recorder in recorders:
             recorder.close()
+
+
+def finite_or_none(value) -> float | None:
+    """A loss as events carry it: a finite float, or None (not yet known, NaN or infinite)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def sweep_event(run: SweepRun, record: dict) -> dict:

@@ -2,13 +2,21 @@
 
 Every path that trains (``infogen train`` and ``resume``, sweeps on local workers or Ray, the VAE, the app)
 writes through a RunRecorder. The checkpoint is the source of truth; the run folder beside it holds the same
-history (``history.jsonl``, one record per line), the latest weights and every evaluation's samples.
+history (``history.jsonl``, one record per line), the latest weights, every evaluation's samples and the latest
+evaluation's reverse trajectory (``trajectory.safetensors``; in the checkpoint ``trajectory.frames`` and
+``trajectory.times``).
+
+The trajectory kept is that of the latest evaluation record that carries ``frames`` and ``frame_times``: points
+keep every one of its n_gen samples per frame (1000 2-d points and 51 frames are 0.4 MB), image runs only the first
+TRAJECTORY_MAX_IMAGES (16) images of each frame, so a trajectory of 51 frames of 32x32 colour images stays near
+10 MB instead of n_gen's 60 MB in every checkpoint.
 
 - A folder that already holds a run is refused, unless ``overwrite`` moves the old run aside first: two runs
   never mix in one history.
 - A lock file refuses a second writer into the same folder while the first is alive.
 - Resuming rewrites the folder from the checkpoint: its history up to the checkpoint's step (each step once,
-  no closing records), then a ``resumed`` record; earlier samples are kept.
+  no closing records), then a ``resumed`` record; earlier samples are kept, and so is the checkpoint's trajectory
+  until the continued run's first evaluation replaces it.
 """
 
 from __future__ import annotations
@@ -27,16 +35,18 @@ from safetensors.numpy import save as st_save
 
 from .. import __version__
 from ..checkpoint import CHECKPOINT_NAME, Checkpoint, save_checkpoint
+from ..data.images import IMAGE_SOURCES
 from ..errors import ConfigError
 from ..records import CLOSING_KINDS, EPOCH, ERROR, EVAL, RESUMED, up_to_step, validate_record, without_arrays
 from .atomic import atomic_write_bytes, atomic_write_json, to_json
-from .run_dir import RUN_FORMAT, RUN_FORMAT_VERSION
+from .run_dir import RUN_FORMAT, RUN_FORMAT_VERSION, TRAJECTORY_FILE
 
 LOCK_NAME = ".infogen.lock"
 LOCK_GRACE_SECONDS = 10.0
+TRAJECTORY_MAX_IMAGES = 16  # images per frame an image run's stored trajectory keeps (points keep all)
 # What marks a folder as holding work: a run's files, a sweep's plan, a T selection's result or first round.
 WORK_MARKERS = ("config.json", "history.jsonl", CHECKPOINT_NAME, "weights.safetensors", "samples.safetensors",
-                "sweep.json", "selection.json", "round0")
+                TRAJECTORY_FILE, "sweep.json", "selection.json", "round0")
 
 
 def holds_work(folder: str | Path) -> bool:
@@ -234,6 +244,7 @@ class RunRecorder:
         self.samples: dict[int, np.ndarray] = {}
         self.weights: dict[str, np.ndarray] | None = None
         self.train_state: dict | None = None
+        self.trajectory: tuple[np.ndarray, np.ndarray] | None = None
         try:
             atomic_write_json(self.folder / "config.json", {
                 "format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "model": model, "version": __version__,
@@ -243,7 +254,9 @@ class RunRecorder:
                 self.history.append({"kind": RESUMED, "step": resume.step})
                 self.samples = {s: a for s, a in resume.samples.items() if s <= resume.step}
                 self.weights, self.train_state = resume.weights, resume.train_state
+                self.trajectory = resume.trajectory
                 self._write_samples()
+                self._write_trajectory()
                 self._write_weights(resume.step)
             text = "".join(json.dumps(r) + "\n" for r in self.history)
             atomic_write_bytes(self.folder / "history.jsonl", text.encode())
@@ -268,6 +281,9 @@ class RunRecorder:
         if "samples" in record:
             self.samples[int(record["step"])] = np.ascontiguousarray(record["samples"], dtype=np.float32)
             self._write_samples()
+        if "frames" in record and "frame_times" in record:
+            self.trajectory = self._stored_trajectory(record["frames"], record["frame_times"])
+            self._write_trajectory()
         if "model_state" in record:
             self.weights = {k: np.ascontiguousarray(v) for k, v in record["model_state"].items()}
             self.train_state = record.get("train_state")
@@ -279,7 +295,25 @@ class RunRecorder:
 
     def save_checkpoint(self) -> None:
         save_checkpoint(self.checkpoint_path, model=self.model, config=self.config, history=self.history,
-                        weights=self.weights, train_state=self.train_state, samples=self.samples)
+                        weights=self.weights, train_state=self.train_state, samples=self.samples,
+                        trajectory=self.trajectory)
+
+    def _stored_trajectory(self, frames, times) -> tuple[np.ndarray, np.ndarray]:
+        """(frames, times) as float32 arrays, an image run's frames cut to TRAJECTORY_MAX_IMAGES images."""
+        frames = np.asarray(frames, dtype=np.float32)
+        if self.config.get("data") in IMAGE_SOURCES and frames.ndim == 3:
+            frames = frames[:, :TRAJECTORY_MAX_IMAGES]
+        return np.ascontiguousarray(frames), np.ascontiguousarray(times, dtype=np.float32)
+
+    def _write_trajectory(self) -> None:
+        """trajectory.safetensors (``frames``, ``times``) as the recorder holds it; none held: no file (a stale
+        one of a folder resumed in place is removed, so the folder never shows another state's trajectory)."""
+        path = self.folder / TRAJECTORY_FILE
+        if self.trajectory is None:
+            path.unlink(missing_ok=True)
+            return
+        frames, times = self.trajectory
+        atomic_write_bytes(path, st_save({"frames": frames, "times": times}))
 
     def _write_samples(self) -> None:
         if self.samples:

@@ -1,7 +1,9 @@
-"""Reading a run directory: config.json, history.jsonl, weights.safetensors and samples.safetensors.
+"""Reading a run directory: config.json, history.jsonl, weights.safetensors, samples.safetensors and
+trajectory.safetensors.
 
 history.jsonl holds every record the training generator yielded, one JSON object per line, arrays left out
-(generated samples are in samples.safetensors, weights in weights.safetensors). core.io.recorder writes it.
+(generated samples are in samples.safetensors, weights in weights.safetensors, the latest evaluation's reverse
+trajectory in trajectory.safetensors: ``frames`` (F, n, d) and ``times`` (F,), both float32). core.io.recorder writes it.
 Nothing here unpickles: safetensors and JSON only. Every file is checked before it is read
 (core.io.safe_read) and every history record is validated (core.records).
 """
@@ -18,6 +20,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
 
+from ..checkpoint_validation import trajectory_problem
 from ..errors import RunFileError
 from ..records import RecordError, validate_record
 from .safe_read import (
@@ -27,6 +30,7 @@ from .safe_read import (
 
 RUN_FORMAT = "infogen-run"
 RUN_FORMAT_VERSION = 1
+TRAJECTORY_FILE = "trajectory.safetensors"
 
 
 @dataclass
@@ -37,6 +41,9 @@ class RunFiles:
     history: list[dict]
     weights: dict[str, np.ndarray] | None
     samples: dict[str, np.ndarray]
+    # (frames (F, n, d) float32, times (F,) float32): the latest evaluation's reverse trajectory, frame i at forward
+    # time times[i]; None when the folder has no trajectory.safetensors (an older run, or one that records none).
+    trajectory: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def config(self) -> dict:
@@ -59,7 +66,8 @@ def read_run(folder: str | Path) -> RunFiles:
     history = _read_history(folder / "history.jsonl")
     weights = _read_tensors(folder / "weights.safetensors", "weights") if _present(folder / "weights.safetensors") else None
     samples = _read_tensors(folder / "samples.safetensors", "samples") if _present(folder / "samples.safetensors") else {}
-    return RunFiles(meta, history, weights, samples)
+    trajectory = _read_trajectory(folder / TRAJECTORY_FILE, samples) if _present(folder / TRAJECTORY_FILE) else None
+    return RunFiles(meta, history, weights, samples, trajectory)
 
 
 def _present(path: Path) -> bool:
@@ -136,3 +144,21 @@ def _read_tensors(path: Path, what: str) -> dict[str, np.ndarray]:
         if what == "weights" and not np.issubdtype(arr.dtype, np.floating):
             raise RunFileError(f"{path}: weight {key!r} has dtype {arr.dtype}; weights must be floating point")
     return tensors
+
+
+def _read_trajectory(path: Path, samples: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, times) of trajectory.safetensors: exactly the keys ``frames`` and ``times``, float32, (F, n, d)
+    and (F,), times finite, d the dimension of the folder's samples (when it has any)."""
+    data = read_regular(path, file_limit(MAX_TENSOR_FILE_BYTES), RunFileError, "trajectory (safetensors)")
+    try:
+        tensors = st_load(data)
+    except (SafetensorError, ValueError, TypeError, OverflowError) as exc:
+        raise RunFileError(f"{path}: not a readable safetensors file ({exc})") from None
+    if set(tensors) != {"frames", "times"}:
+        raise RunFileError(f"{path}: holds {sorted(tensors)[:5]}; a trajectory is exactly 'frames' and 'times'")
+    dims = {int(np.prod(a.shape[1:])) for a in samples.values() if a.ndim >= 2}
+    dim = dims.pop() if len(dims) == 1 else None
+    problem = trajectory_problem(tensors["frames"], tensors["times"], dim)
+    if problem is not None:
+        raise RunFileError(f"{path}: {problem}")
+    return tensors["frames"], tensors["times"]

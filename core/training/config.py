@@ -39,7 +39,8 @@ class DiffusionConfig:
     dsm_eval_draws: int = 20
     hidden: int = 128
     device: str = "cpu"
-    frame_every: int = 0
+    frame_every: int = 0  # > 0: a trajectory frame every frame_every EM steps, overriding trajectory_frames
+    trajectory_frames: int = 50  # about this many frames of the reverse trajectory per evaluation; 0: none
     score_reg: float = 0.0
     preset: str = "small"  # U-Net preset for image data (ignored for points, which use the paper's MLP)
     step_size: float = 0.0  # > 0: N = round(T / step_size) EM steps instead of n_steps (the image setting)
@@ -53,6 +54,28 @@ class DiffusionConfig:
     def steps(self) -> int:
         """The Euler-Maruyama step count N: n_steps, or round(T / step_size) with a fixed step size."""
         return max(1, round(self.T / self.step_size)) if self.step_size > 0 else self.n_steps
+
+    @property
+    def frame_interval(self) -> int | None:
+        """EM steps between two recorded frames of the reverse trajectory, or None when none are recorded.
+
+        ``frame_every`` > 0 is used as it is (the app's explicit choice); otherwise ``trajectory_frames`` > 0 asks for
+        about that many: a frame every max(1, N // trajectory_frames) steps, plus the start and the last step, so
+        N = 1000 and the default 50 give 51 frames. Both 0: no trajectory. A config saved before
+        ``trajectory_frames`` existed gets the default (50) when it is read back, so a resumed old run records one
+        from its next evaluation on."""
+        if self.frame_every > 0:
+            return self.frame_every
+        if self.trajectory_frames > 0:
+            return max(1, self.steps // self.trajectory_frames)
+        return None
+
+    @property
+    def frame_count(self) -> int:
+        """How many frames one evaluation records (0 without a trajectory): the start, then every frame_interval
+        steps, and the last step."""
+        every = self.frame_interval
+        return 0 if every is None else 1 + -(-self.steps // every)
 
     def bound_steps(self, truncate: bool) -> int:
         """N as a bound variant counts it; the published image code truncates int(T / step_size)."""
@@ -101,6 +124,7 @@ class DiffusionConfig:
         int_at_least("dsm_eval_draws", self.dsm_eval_draws, 1)
         int_at_least("hidden", self.hidden, 1)
         int_at_least("frame_every", self.frame_every, 0)
+        int_at_least("trajectory_frames", self.trajectory_frames, 0)
         int_at_least("seed", self.seed, 0)
         if not isinstance(self.score_reg, (int, float)) or not math.isfinite(self.score_reg) or self.score_reg < 0:
             raise ConfigError(f"score_reg (lambda) must be a finite number >= 0, got {self.score_reg!r}")

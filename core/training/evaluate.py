@@ -91,7 +91,7 @@ def evaluate_ensemble(
     n_gen, n_draws = first.n_gen, first.test_kl_draws
     y0 = normal(gens, (n_gen, x_train.shape[-1]), device)
     generated = euler_maruyama(
-        model, sde, y0, T, first.steps, gens, frame_every=first.frame_every or None, should_stop=should_stop
+        model, sde, y0, T, first.steps, gens, frame_every=first.frame_interval, should_stop=should_stop
     )
     all_samples = generated.samples
     if n_draws > 1:
