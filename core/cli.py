@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--width-in", type=float, default=3.25, help="figure width in inches (default %(default)s)")
     export.add_argument("--dpi", type=float, default=300, help="resolution of PNG output (default %(default)s)")
     export.add_argument("--smoothing", type=float, default=0.9, help="EMA weight of the loss curve (default %(default)s)")
+    export.add_argument("--log-y", action="store_true", help="a logarithmic y axis (as the app's log-y)")
+    export.add_argument("--terms", default="terms", choices=["total", "terms", "stacked"],
+                        help="the bound figure: the bound alone, with its terms, or the terms stacked (default %(default)s)")
     export.add_argument("--out", type=Path, default=None, help="figure path (default: SOURCE-FIGURE.FORMAT here)")
     export.add_argument("--variant", default=None, choices=sorted(VARIANTS),
                         help="bound variant of a sweep's bound-vs-T (default: the sweep's own)")
@@ -457,7 +460,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export.figures import export_figure
 
     paths = export_figure(args.source, args.figure, args.format, args.width_in, args.dpi, args.out, args.smoothing,
-                          args.variant, force=args.force)
+                          args.variant, force=args.force, log_y=args.log_y, terms=args.terms)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0

@@ -9,7 +9,6 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QInputDialog, QMenu,
@@ -21,7 +20,9 @@ from core.errors import InfoGenError
 from core.export.figures import FORMATS, RUN_FIGURES, SWEEP_FIGURES, export_figure
 from core.io.atomic import atomic_write_bytes
 
-from .loading import load_state, renumber
+from .app_settings import settings
+from .model import VAE, TrainingRun
+from .model.loading import load_entry
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -43,7 +44,7 @@ class FileActions:
 
     def __init__(self, window: "MainWindow") -> None:
         self.window = window
-        self.settings = QSettings("InfoGen", "InfoGen Explorer")
+        self.settings = settings()
         menu = window.menuBar().addMenu("&File")
         self.open_action = self._action(menu, "&Open checkpoint…", self.open_dialog, QKeySequence.StandardKey.Open)
         self._action(menu, "Open &sweep folder…", self.open_folder_dialog)
@@ -89,14 +90,14 @@ class FileActions:
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
             return
-        worker = thread_worker(load_state, start_thread=False, ignore_errors=True)(path, 0, (0, 0, 0))
+        worker = thread_worker(load_entry, start_thread=False, ignore_errors=True)(path)
         worker.returned.connect(lambda state: self.opened(path, state))
         worker.errored.connect(lambda exc: self.open_failed(path, exc))
         worker.start()
 
     async def _open_async(self, loop, path) -> None:
         try:
-            state = await loop.run_in_executor(None, load_state, path, 0, (0, 0, 0))
+            state = await loop.run_in_executor(None, load_entry, path)
         except asyncio.CancelledError:
             return
         except Exception as exc:  # noqa: BLE001 (every error is shown, none is lost in the loop)
@@ -107,7 +108,6 @@ class FileActions:
     def opened(self, path, state) -> None:
         """Show a loaded run under the next run number; clears an earlier error from the banner."""
         try:
-            renumber(state, *self.window.manager.reserve())
             self.window.manager.add_loaded(state)
             self._remember(str(path))
         except Exception as exc:  # noqa: BLE001
@@ -140,7 +140,7 @@ class FileActions:
     # -- saving, resuming, exporting ------------------------------------------------------------------
     def _selected_checkpoint(self) -> Path | None:
         run = self.window.selected_run
-        if run is None or run.is_sweep:
+        if not isinstance(run, TrainingRun):
             self.window.show_error("Select a single run first (sweeps are saved as their folder of runs).")
             return None
         path = run.checkpoint_path or run.folder / CHECKPOINT_NAME
@@ -181,7 +181,7 @@ class FileActions:
         if run is None:
             self.window.show_error("Select a run to resume.")
             return
-        if run.is_vae:
+        if run.kind == VAE:
             self.window.show_error(f"Cannot resume {run.name}: VAE runs cannot be resumed (their files hold no "
                                    "optimizer state yet); train a new run with more epochs.")
             return
@@ -267,7 +267,9 @@ class FileActions:
         never (core.export.figures)."""
         source = run.folder if (run.folder / "history.jsonl").exists() or run.is_sweep else run.checkpoint_path
         try:
-            paths = export_figure(source, figure, fmt, width_in, dpi, target, force=force)
+            view = self.window.view  # the figure shows what the screen shows
+            paths = export_figure(source, figure, fmt, width_in, dpi, target, smoothing=view.smoothing,
+                                  log_y=figure in view.log_y, terms=view.terms_mode, force=force)
         except Exception as exc:  # noqa: BLE001
             log.error("export of %s failed", run.name, exc_info=(type(exc), exc, exc.__traceback__))
             self.window.show_error(f"Export failed: {error_text(exc)}")

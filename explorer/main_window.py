@@ -1,4 +1,6 @@
-"""The main window: run setup and runs list on the left, live plots in the middle, samples and T on the right."""
+"""The main window: run setup and runs table on the left; training curves and the sweep view in tabs in the
+middle; samples and the T slider on the right. It subscribes to the model's events (explorer.model) and redraws
+what they touched; nothing polls."""
 
 from __future__ import annotations
 
@@ -9,29 +11,33 @@ import time
 import torch
 import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~2 s holding the GIL in the worker,
 # which froze the window at the start of the first run; paid here once, before the window shows)
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QLabel, QMainWindow, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from core.training.config import DiffusionConfig
 from core.vae.config import VAEConfig
 
+from .app_settings import settings
 from .file_actions import FileActions
+from .model import EVALS, STEPS, Entry, TrainingRun, ViewState
 from .plots import MetricPlots
 from .run_form import RunForm
 from .run_manager import RunManager
-from .run_state import RunState
 from .runs_table import RunsTable
 from .samples_panel import SamplesPanel
+from .sweep_view import SweepView
 from .t_explorer import TExplorer
 
 REDRAW_HZ = 20
 # The GUI thread may spend at most this share of the time redrawing; the rest is left to training, which
 # shares the interpreter lock with it.
 MAX_REDRAW_DUTY = 0.06
-FRAMES_PER_TRAJECTORY = 50
-REDRAW_PARTS = ("loss", "bound", "gap", "samples", "t")
-
+PLOT_PARTS = ("loss", "bound", "gap")
+REDRAW_PARTS = (*PLOT_PARTS, "samples", "t", "sweep")
+# What each kind of change makes stale.
+STALE = {STEPS: ("loss",), EVALS: REDRAW_PARTS}
+TRAINING_TAB, SWEEP_TAB = 0, 1
 
 GIL_SWITCH_SECONDS = 0.0005
 
@@ -48,15 +54,6 @@ def leave_gui_a_core() -> None:
 
 
 MIN_PLOTS_WIDTH = 350  # the two control rows of the plots fit in it
-SETTINGS_ENV = "INFOGEN_SETTINGS"
-
-
-def settings() -> QSettings:
-    """The app's settings: $INFOGEN_SETTINGS (an INI file) when set, as the tests do, else Qt's per-user place."""
-    path = os.environ.get(SETTINGS_ENV)
-    if path:
-        return QSettings(path, QSettings.Format.IniFormat)
-    return QSettings("InfoGen", "InfoGen Explorer")
 
 
 class MainWindow(QMainWindow):
@@ -68,9 +65,13 @@ class MainWindow(QMainWindow):
         self.resize(1500, 920)
         leave_gui_a_core()
         self.manager = manager or RunManager(parent=self)
+        self.runs = self.manager.runs
+        self.view = ViewState()
+        self.ask_before_close = True
         self.form = RunForm()
         self.runs_table = RunsTable()
-        self.plots = MetricPlots()
+        self.plots = MetricPlots(self.view)
+        self.sweep_view = SweepView()
         self.samples = SamplesPanel()
         self.t_explorer = TExplorer()
         self.banner = QLabel()
@@ -90,11 +91,14 @@ class MainWindow(QMainWindow):
         left.addWidget(form_scroll)
         left.addWidget(self.runs_table)
         left.setSizes([560, 300])
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.plots, "Training curves")
+        self.tabs.addTab(self.sweep_view, "Sweep against T")
         centre = QWidget()
         centre_layout = QVBoxLayout(centre)
         centre_layout.setContentsMargins(0, 0, 0, 0)
         centre_layout.addWidget(self.banner)
-        centre_layout.addWidget(self.plots, stretch=1)
+        centre_layout.addWidget(self.tabs, stretch=1)
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.samples)
         right.addWidget(self.t_explorer)
@@ -104,6 +108,7 @@ class MainWindow(QMainWindow):
         main.addWidget(right)
         main.setSizes([440, 620, 440])
         self.plots.setMinimumWidth(MIN_PLOTS_WIDTH)
+        self.sweep_view.setMinimumWidth(MIN_PLOTS_WIDTH)
         for splitter in (left, right, main):
             splitter.setChildrenCollapsible(False)
         self.splitters = {"left": left, "right": right, "main": main}
@@ -118,63 +123,89 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda *_, n=name: self.files.export_dialog(n))
         self.form.run_requested.connect(self.start_run)
         self.form.select_requested.connect(self.start_selection)
-        self.manager.run_added.connect(self._run_added)
-        self.manager.run_changed.connect(self._run_changed)
-        self.manager.run_failed.connect(self._run_failed)
-        self.manager.run_removed.connect(self._run_removed)
-        self.runs_table.selected.connect(self._select)
+        self.runs.added.connect(self._run_added)
+        self.runs.changed.connect(self._run_changed)
+        self.runs.failed.connect(self._run_failed)
+        self.runs.removed.connect(self._run_removed)
+        self.view.events.focused.connect(self._focus_changed)
+        self.view.events.hidden.connect(lambda *_: self._mark(PLOT_PARTS))
+        self.runs_table.selected.connect(lambda rid: setattr(self.view, "focused", rid))
         self.runs_table.stop_requested.connect(self.manager.stop)
         self.runs_table.remove_requested.connect(self.manager.remove)
-        self.runs_table.visibility_changed.connect(self._set_visible)
-        self._selected: RunState | None = None
-        self._dirty_parts: set[str] = set(REDRAW_PARTS)
+        self.runs_table.visibility_changed.connect(self.view.set_visible)
+        self.sweep_view.T_clicked.connect(self.t_explorer.slider.setValue)
+        self._dirty_parts: set[str] = set()
         self._next_redraw = 0.0
         self._part = 0
+        # Redraws are scheduled by events (single shot), spaced by the redraw budget; no timer runs when idle.
         self.redraw_timer = QTimer(self)
-        self.redraw_timer.setInterval(1000 // REDRAW_HZ)
+        self.redraw_timer.setSingleShot(True)
         self.redraw_timer.timeout.connect(self.redraw)
-        self.redraw_timer.start()
 
     # -- runs ---------------------------------------------------------------------------------------
-    def start_run(self, config: DiffusionConfig | VAEConfig, Ts: list[float], seeds: list[int]) -> RunState:
-        """Start what the form asked for; a single run also records its reverse trajectory for the T slider."""
+    def start_run(self, config: DiffusionConfig | VAEConfig, Ts: list[float], seeds: list[int]) -> Entry:
+        """Start what the form asked for."""
+        self.clear_error()
         if isinstance(config, VAEConfig):
-            self.banner.setVisible(False)
-            state = self.manager.start_vae(config)
-            self.statusBar().showMessage(f"Started {state.name}; saving to {state.folder}")
-            return state
-        if len(Ts) * len(seeds) == 1:
-            config = config.with_(frame_every=max(1, config.steps // FRAMES_PER_TRAJECTORY))
-        self.banner.setVisible(False)
-        state = self.manager.start(config, Ts, seeds)
-        self.statusBar().showMessage(f"Started {state.name}; saving to {state.folder}")
-        return state
+            entry = self.manager.start_vae(config)
+        else:  # core records the reverse trajectory (config.trajectory_frames) with every evaluation
+            entry = self.manager.start(config, Ts, seeds)
+        self.statusBar().showMessage(f"Started {entry.name}; saving to {entry.folder}")
+        return entry
 
-    def start_selection(self, config: DiffusionConfig, t_range: tuple[float, float]) -> RunState:
-        """Select T by the bound; each trained point appears in the T explorer as it is evaluated."""
-        self.banner.setVisible(False)
-        state = self.manager.start_selection(config, t_range)
-        self.statusBar().showMessage(f"Started {state.name}; saving to {state.folder}")
-        return state
+    def start_selection(self, config: DiffusionConfig, t_range: tuple[float, float]) -> Entry:
+        """Select T by the bound; each trained point appears in the sweep view as it is evaluated."""
+        self.clear_error()
+        entry = self.manager.start_selection(config, t_range)
+        self.statusBar().showMessage(f"Started {entry.name}; saving to {entry.folder}")
+        return entry
 
     @property
-    def selected_run(self) -> RunState | None:
-        return self._selected
+    def selected_run(self) -> Entry | None:
+        """The focused entry: its samples, T views and cursor values are shown, and File acts on it."""
+        return self.runs.get(self.view.focused)
 
     def _run_added(self, run_id: int) -> None:
-        run = self.manager.runs[run_id]
-        self.runs_table.add_run(run)
-        self._select(run_id)
-        if not run.is_sweep and run.active:
-            self.plots.prepare(list(self.manager.runs.values()), self._selected)
+        entry = self.runs[run_id]
+        self.runs_table.add_run(entry)
+        self.view.focused = run_id
+        if isinstance(entry, TrainingRun):
+            self.view.kind = entry.kind
+            self.tabs.setCurrentIndex(TRAINING_TAB)
+            if entry.active:
+                self.plots.prepare(self.runs.values())
+        else:
+            self.tabs.setCurrentIndex(SWEEP_TAB)
+        self._mark(REDRAW_PARTS)
 
-    def _run_changed(self, run_id: int) -> None:
-        run = self.manager.runs.get(run_id)
-        if run is not None:
-            self.runs_table.update_run(run)
-            if run.status in ("finished", "cancelled") and run.finished_at:
-                self.statusBar().showMessage(f"{run.name}: {run.status}; files in {run.folder}")
-        self._dirty_parts.update(REDRAW_PARTS)
+    def _run_changed(self, run_id: int, what: str) -> None:
+        entry = self.runs.get(run_id)
+        if entry is None:
+            return
+        self.runs_table.update_run(entry)
+        if not entry.active and entry.finished_at and what == "status":
+            self.statusBar().showMessage(f"{entry.name}: {entry.status}; files in {entry.folder}")
+        parts = STALE.get(what, ())
+        if entry.is_sweep:
+            parts = ("sweep", "t") if what == EVALS else ()
+        self._mark(parts)
+
+    def _focus_changed(self, *_) -> None:
+        entry = self.selected_run
+        if entry is not None:
+            self.runs_table.select_run(entry.run_id)
+            if entry.is_sweep:
+                self.sweep_view.set_entry(entry)
+            elif isinstance(entry, TrainingRun) and self.view.kind != entry.kind:
+                self.view.kind = entry.kind
+        self._mark(("samples", "t", "sweep"))
+
+    def _mark(self, parts) -> None:
+        """Note what needs a redraw and schedule one (at once, or when the redraw budget allows)."""
+        self._dirty_parts.update(parts)
+        if self._dirty_parts and not self.redraw_timer.isActive():
+            delay = max(0.0, self._next_redraw - time.perf_counter())
+            self.redraw_timer.start(int(delay * 1000))
 
     def show_error(self, message: str) -> None:
         """Show a problem in the window (not a modal box): the app stays usable."""
@@ -188,9 +219,9 @@ class MainWindow(QMainWindow):
         self.banner.setVisible(False)
 
     def _run_failed(self, run_id: int, message: str) -> None:
-        run = self.manager.runs.get(run_id)
+        run = self.runs.get(run_id)
         name = run.name if run else f"#{run_id}"
-        self.show_error(f"{name} failed: {message}")
+        self.show_error(message if message.startswith("cannot") else f"{name} failed: {message}")
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -205,51 +236,50 @@ class MainWindow(QMainWindow):
 
     def _run_removed(self, run_id: int) -> None:
         self.runs_table.remove_run(run_id)
-        if self._selected is not None and self._selected.run_id == run_id:
-            self._selected = None
-        self._dirty_parts.update(REDRAW_PARTS)
-
-    def _select(self, run_id: int) -> None:
-        self._selected = self.manager.runs.get(run_id)
-        self._dirty_parts.update(REDRAW_PARTS)
-
-    def _set_visible(self, run_id: int, visible: bool) -> None:
-        run = self.manager.runs.get(run_id)
-        if run is not None:
-            run.visible = visible
-            self._dirty_parts.update(REDRAW_PARTS)
+        if self.view.focused == run_id:
+            rest = self.runs.values()
+            self.view.focused = rest[-1].run_id if rest else None
+        if self.sweep_view.entry is not None and self.sweep_view.entry.run_id == run_id:
+            self.sweep_view.set_entry(None)
+        self._mark(REDRAW_PARTS)
 
     def redraw(self, force: bool = False) -> None:
-        """Called REDRAW_HZ times a second: progress bars, then one changed panel per tick in turn.
+        """Redraw what changed: one stale panel per call, then schedule the next when others remain.
 
-        Painting one panel per tick keeps each event-loop turn short, and the redraw budget keeps the GUI's
+        Painting one panel per call keeps each event-loop turn short, and the redraw budget keeps the GUI's
         share of the time (it shares the interpreter lock with training) under MAX_REDRAW_DUTY. ``force``
         redraws every panel at once.
         """
         now = time.perf_counter()
-        for run in self.manager.runs.values():
-            if run.active:
-                self.runs_table.update_run(run)
         if force:
             parts = list(REDRAW_PARTS)
+            self._dirty_parts.clear()
         else:
-            if not self._dirty_parts or now < self._next_redraw:
+            if not self._dirty_parts:
                 return
             order = REDRAW_PARTS[self._part:] + REDRAW_PARTS[: self._part]
             parts = [next(p for p in order if p in self._dirty_parts)]
             self._part = (REDRAW_PARTS.index(parts[0]) + 1) % len(REDRAW_PARTS)
-        runs = list(self.manager.runs.values())
+        entries = self.runs.values()
+        focused = self.selected_run
         for part in parts:
             self._dirty_parts.discard(part)
-            if part in ("loss", "bound", "gap"):
-                self.plots.refresh(runs, self._selected, which=(part,))
+            if part in PLOT_PARTS:
+                self.plots.refresh(entries, force=force, which=(part,))
             elif part == "samples":
-                self.samples.refresh(self._selected)
-            else:
-                self.t_explorer.set_run(self._selected)
+                self.samples.refresh(focused)
+            elif part == "t":
+                self.t_explorer.set_run(focused)
+            elif part == "sweep":
+                if focused is not None and focused.is_sweep and self.sweep_view.entry is not focused:
+                    self.sweep_view.set_entry(focused)
+                elif self.sweep_view.entry is not None:
+                    self.sweep_view.refresh()
         # the plots' paints since the last redraw count too: they run Python item code under the GIL
         cost = time.perf_counter() - now + self.plots.graphics.take_paint_seconds()
-        self._next_redraw = now + max(0.0, cost / MAX_REDRAW_DUTY - 1.0 / REDRAW_HZ)
+        self._next_redraw = now + max(1.0 / REDRAW_HZ, cost / MAX_REDRAW_DUTY)
+        if self._dirty_parts and not self.redraw_timer.isActive():
+            self.redraw_timer.start(int(max(0.0, self._next_redraw - time.perf_counter()) * 1000))
 
     def _restore_layout(self) -> None:
         """Window geometry and splitter sizes as the user left them (QSettings; see settings())."""
@@ -269,8 +299,24 @@ class MainWindow(QMainWindow):
             store.setValue(f"window/splitter_{name}", splitter.saveState())
         store.sync()
 
+    def confirm_close(self) -> bool:
+        """Ask before closing while runs train (each is stopped and saved at its last checkpoint)."""
+        active = self.runs.active
+        if not active or not self.ask_before_close:
+            return True
+        names = ", ".join(e.name for e in active[:3]) + (" …" if len(active) > 3 else "")
+        answer = QMessageBox.question(
+            self, "Runs in progress",
+            f"{len(active)} run(s) still training: {names}.\n\nClose anyway? They stop now; what they saved (the "
+            "history, and the checkpoint of the last evaluation) stays in their folders and can be resumed.",
+            QMessageBox.StandardButton.Close | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Close
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Cancel every run and wait for the workers before the window goes; remember the layout."""
+        """Confirm when runs are training, then cancel every run and wait for the workers; remember the layout."""
+        if not self.confirm_close():
+            event.ignore()
+            return
         self._save_layout()
         self.redraw_timer.stop()
         self.t_explorer.timer.stop()

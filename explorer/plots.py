@@ -1,37 +1,36 @@
-"""Live curves: loss, bound (total or terms) and test gap, with smoothing, log-y, x-axis choice and a linked cursor."""
+"""The training plots: loss, bound (total, terms or stacked) and test gap of the runs on show, drawn from the
+model's curves (explorer.model.curves) under the view state, with a linked cursor.
+
+The widgets here only set view-state fields and map curves to pyqtgraph items; what is drawn is decided in the
+Qt-free model, so the same state drives the screen and the exported figure.
+"""
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget,
+)
 from superqt import QLabeledDoubleSlider
 
-from core.smoothing import MAX_WEIGHT, debiased_ema, decimate
+from core.smoothing import MAX_WEIGHT
 
-from .run_state import RunState, fmt, metric_text
+from .model import PLOTS, SPECS, Entry, TrainingRun, ViewState
+from .model.curves import Curve, build_curves, data_bounds, eval_x, loss_x, shown_runs, style_key
+from .model.kinds import KINDS
+from .model.labels import legend_labels
+from .model.text import fmt, metric_text
 from .sticky_range import sticky_interval
 
-MAX_DISPLAY_POINTS = 2000
-TERM_STYLES = {
-    "score_matching": Qt.PenStyle.DashLine,
-    "encoder_info": Qt.PenStyle.DotLine,
-    "encoder_prior": Qt.PenStyle.DashDotLine,
-    "generator": Qt.PenStyle.DashDotDotLine,
-}
-
-
-VAE_BOUND_CURVES = (
-    ("bound_encoder_generator", "encoder+generator bound", Qt.PenStyle.SolidLine, 2.5),
-    ("bound_encoder_only", "encoder-only bound", Qt.PenStyle.DashLine, 1.5),
-    ("test_curve", "test curve", Qt.PenStyle.DotLine, 2.0),
-)
-
-
+PEN_STYLES = {"solid": Qt.PenStyle.SolidLine, "dash": Qt.PenStyle.DashLine, "dot": Qt.PenStyle.DotLine,
+              "dashdot": Qt.PenStyle.DashDotLine, "dashdotdot": Qt.PenStyle.DashDotDotLine}
+TITLES = {"loss": "Loss", "bound": "Bound", "gap": "Test gap"}
+X_AXES = (("step", "Step / epoch"), ("wall", "Wall time (s)"))
+TERMS = (("total", "Total"), ("terms", "Terms"), ("stacked", "Stacked"))
 LEFT_AXIS_WIDTH = 58
 
 
@@ -45,27 +44,6 @@ def cache_axes(plot: pg.PlotItem) -> None:
     left = plot.getAxis("left")
     left.setStyle(autoExpandTextSpace=False)
     left.setWidth(LEFT_AXIS_WIDTH)
-
-
-def _num(value) -> float:
-    """A stored number as a float: None (a NaN stored as null) becomes NaN."""
-    return float("nan") if value is None else float(value)
-
-
-def points(x, values) -> tuple[np.ndarray, np.ndarray]:
-    """The (x, y) points that have a value: None (NaN stored as null) and non-finite values are skipped."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(values, dtype=float)  # None becomes NaN
-    keep = np.isfinite(x) & np.isfinite(y)
-    return x[keep], y[keep]
-
-
-def bound_terms(ev: dict) -> dict[str, float]:
-    """The bound's four contributions as they add up: the two R terms already multiplied by sqrt(2) R (NaN where
-    a term was stored as null)."""
-    scale = math.sqrt(2.0) * _num(ev.get("R"))
-    return {"score_matching": _num(ev.get("score_matching")), "encoder_info": _num(ev.get("encoder_info")),
-            "encoder_prior": scale * _num(ev.get("encoder_prior")), "generator": scale * _num(ev.get("generator"))}
 
 
 class TimedGraphicsLayoutWidget(pg.GraphicsLayoutWidget):
@@ -87,43 +65,59 @@ class TimedGraphicsLayoutWidget(pg.GraphicsLayoutWidget):
         return spent
 
 
-class MetricPlots(QWidget):
-    """Three linked plots fed from RunStates; ``refresh`` redraws whatever changed."""
+def _combo(items) -> QComboBox:
+    box = QComboBox()
+    for key, text in items:
+        box.addItem(text, key)
+    return box
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+
+class MetricPlots(QWidget):
+    """Three linked plots; ``refresh(entries)`` redraws the runs whose data or labels changed."""
+
+    def __init__(self, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.x_axis = QComboBox()
-        self.x_axis.addItems(["Step", "Wall time (s)"])
+        self.view = view
+        self.x_axis = _combo(X_AXES)
+        self.kind = _combo([(k, SPECS[k].title) for k in KINDS])
+        self.kind.setToolTip("runs of different kinds never share an axis: choose which kind the plots show")
+        self.terms_mode = _combo(TERMS)
+        self.terms_mode.setCurrentIndex(1)
+        self.focus = QCheckBox("focused run")
+        self.focus.setToolTip("show only the focused run, its curves told apart by colour")
         self.smoothing = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
         self.smoothing.setRange(0.0, MAX_WEIGHT)
-        self.smoothing.setValue(0.9)
-        self.terms_mode = QComboBox()
-        self.terms_mode.addItems(["Total", "Terms", "Stacked"])
-        self.terms_mode.setCurrentText("Terms")
+        self.smoothing.setValue(view.smoothing)
         self.fit_button = QPushButton("Fit")
         self.fit_button.setToolTip("Fit every plot's range to its data")
-        # Two short rows rather than one long one, so that the plots fit beside the form in a 1024 px window.
-        controls = QHBoxLayout()
-        controls.addWidget(QLabel("x:"))
-        controls.addWidget(self.x_axis)
-        controls.addWidget(QLabel("bound:"))
-        controls.addWidget(self.terms_mode)
-        controls.addStretch(1)
-        controls.addWidget(self.fit_button)
+        # Short rows rather than one long one, so that the plots fit beside the form in a 1024 px window.
+        for box in (self.kind, self.x_axis, self.terms_mode):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(7)
+        row1 = QHBoxLayout()
+        row1.addWidget(QLabel("show:"))
+        row1.addWidget(self.kind, stretch=1)
+        row1.addWidget(self.focus)
+        row1.addWidget(self.fit_button)
+        row1b = QHBoxLayout()
+        for label, widget in (("x:", self.x_axis), ("bound:", self.terms_mode)):
+            row1b.addWidget(QLabel(label))
+            row1b.addWidget(widget, stretch=1)
+        row2 = QHBoxLayout()
+        row2.addWidget(QLabel("smoothing:"))
+        row2.addWidget(self.smoothing, stretch=1)
+        row2.addWidget(QLabel("log-y:"))
 
         self.graphics = TimedGraphicsLayoutWidget()
-        self.loss = self.graphics.addPlot(row=0, col=0, title="Loss (train; held-out at evaluations)")
-        self.bound = self.graphics.addPlot(row=1, col=0, title="Bound and its terms")
-        self.gap = self.graphics.addPlot(row=2, col=0, title="Test gap")
-        self.plots = {"loss": self.loss, "bound": self.bound, "gap": self.gap}
+        self.plots: dict[str, pg.PlotItem] = {}
         self.log_boxes: dict[str, QCheckBox] = {}
-        log_row = QHBoxLayout()
-        log_row.addWidget(QLabel("smoothing:"))
-        log_row.addWidget(self.smoothing, stretch=1)
-        log_row.addWidget(QLabel("log-y:"))
-        for name, plot in self.plots.items():
+        self.keys: dict[str, pg.LabelItem] = {}
+        for row, name in enumerate(PLOTS):
+            plot = self.graphics.addPlot(row=2 * row, col=0, title=TITLES[name])
+            key = self.graphics.addLabel("", row=2 * row + 1, col=0, size="8pt", color="#555")
+            self.plots[name], self.keys[name] = plot, key
             plot.showGrid(x=True, y=True, alpha=0.2)
-            plot.addLegend(offset=(-10, 10))
+            plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             plot.disableAutoRange()
@@ -131,12 +125,16 @@ class MetricPlots(QWidget):
             cache_axes(plot)
             plot.vb.sigRangeChangedManually.connect(lambda *_, n=name: self._user_zoomed.add(n))
             box = QCheckBox(name)
-            box.toggled.connect(lambda on, p=plot, n=name: self._set_log(n, p, on))
-            log_row.addWidget(box)
+            box.toggled.connect(lambda on, n=name: view.set_log_y(n, on))
+            row2.addWidget(box)
             self.log_boxes[name] = box
+        self.loss, self.bound, self.gap = (self.plots[n] for n in PLOTS)
         self.bound.setXLink(self.loss)
         self.gap.setXLink(self.loss)
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
         self.cursor_label = QLabel(" ")
+        self.cursor_label.setWordWrap(True)
         self.cursors = {}
         for name, plot in self.plots.items():
             line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((150, 150, 150), style=Qt.PenStyle.DashLine))
@@ -146,47 +144,220 @@ class MetricPlots(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(controls)
-        layout.addLayout(log_row)
+        layout.addLayout(row1)
+        layout.addLayout(row1b)
+        layout.addLayout(row2)
+        layout.addWidget(self.note)
         layout.addWidget(self.graphics, stretch=1)
         layout.addWidget(self.cursor_label)
         self._items: dict[tuple, pg.PlotDataItem] = {}
+        self._curves: dict[tuple[int, str], list[Curve]] = {}
+        self._signatures: dict[tuple[int, str], tuple] = {}
+        self._legend_rows: dict[str, list] = {n: [] for n in PLOTS}
         self._ranges: dict[str, tuple] = {}
         self._user_zoomed: set[str] = set()
+        self._entries: list[Entry] = []
         self.fit_button.clicked.connect(self.fit_to_data)
-        self._runs: list[RunState] = []
-        self._selected: RunState | None = None
-        for w in (self.x_axis, self.terms_mode):
-            w.currentIndexChanged.connect(lambda *_: self.refresh(self._runs, self._selected, force=True))
-        self.x_axis.currentIndexChanged.connect(lambda *_: self.fit_to_data())
-        self.smoothing.valueChanged.connect(lambda *_: self.refresh(self._runs, self._selected, force=True))
-        self._drawn: dict[tuple, tuple] = {}
+        self.x_axis.currentIndexChanged.connect(lambda *_: setattr(view, "x_axis", self.x_axis.currentData()))
+        self.kind.currentIndexChanged.connect(lambda *_: setattr(view, "kind", self.kind.currentData()))
+        self.terms_mode.currentIndexChanged.connect(lambda *_: setattr(view, "terms_mode", self.terms_mode.currentData()))
+        self.focus.toggled.connect(lambda on: setattr(view, "focus_mode", on))
+        self.smoothing.valueChanged.connect(lambda value: setattr(view, "smoothing", float(value)))
+        view.events.all.connect(self._view_changed)
+        self._sync_widgets()
 
-    def refresh(self, runs: list[RunState], selected: RunState | None, force: bool = False,
-                which: tuple[str, ...] = ("loss", "bound", "gap")) -> None:
-        """Redraw the named plots' curves for visible single runs whose data changed since the last call.
+    # -- the view state ------------------------------------------------------------------------------
+    def _sync_widgets(self) -> None:
+        """Show the view state in the controls (it may be set from elsewhere: a test, a restored session)."""
+        v = self.view
+        for box, value in ((self.x_axis, v.x_axis), (self.terms_mode, v.terms_mode), (self.kind, v.kind)):
+            index = box.findData(value)
+            if index >= 0 and index != box.currentIndex():
+                box.blockSignals(True)
+                box.setCurrentIndex(index)
+                box.blockSignals(False)
+        for widget, value in [(self.focus, v.focus_mode)] + [(self.log_boxes[n], n in v.log_y) for n in PLOTS]:
+            if widget.isChecked() != value:
+                widget.blockSignals(True)
+                widget.setChecked(value)
+                widget.blockSignals(False)
+        if abs(self.smoothing.value() - v.smoothing) > 1e-9:
+            self.smoothing.blockSignals(True)
+            self.smoothing.setValue(v.smoothing)
+            self.smoothing.blockSignals(False)
 
-        The loss plot follows every step; the bound and gap plots change only at evaluations.
-        """
-        self._runs, self._selected = runs, selected
-        shown = [r for r in runs if r.visible and not r.is_sweep]
-        shown_ids = {r.run_id for r in shown}
-        settings = (self.x_axis.currentIndex(), self.terms_mode.currentIndex(), self.smoothing.value())
-        for run in shown:
-            for plot in which:
-                key = (run.revision if plot == "loss" else run.eval_revision, settings)
-                if force or self._drawn.get((run.run_id, plot)) != key:
-                    self._drawn[(run.run_id, plot)] = key
-                    self._draw_run(run, plot)
-        for k in [k for k in self._items if k[0] not in shown_ids]:
-            self._drop(k)
-        self._drawn = {k: v for k, v in self._drawn.items() if k[0] in shown_ids}
+    def _view_changed(self, info) -> None:
+        self._sync_widgets()
+        name = info.signal.name
+        if name == "log_y":
+            for plot_name, plot in self.plots.items():
+                on = plot_name in self.view.log_y
+                if plot.ctrl.logYCheck.isChecked() != on:
+                    plot.setLogMode(y=on)
+                    self._ranges.pop(plot_name, None)
+                    self._user_zoomed.discard(plot_name)
+        if name in ("x_axis", "kind"):
+            self._ranges.clear()
+            self._user_zoomed.clear()
+        if name in ("selected", "hidden"):
+            return  # the window redraws what these change
+        if name != "focused" or self.view.focus_mode:
+            self.refresh(self._entries, force=True)
+
+    # -- drawing -------------------------------------------------------------------------------------
+    def refresh(self, entries: list[Entry], force: bool = False, which: tuple[str, ...] = PLOTS) -> None:
+        """Redraw, in the named plots, the runs on show whose data, label or view settings changed."""
+        self._entries = list(entries)
+        self._update_kinds()
+        runs = shown_runs(self._entries, self.view)
+        settings = (self.view.x_axis, self.view.terms_mode, self.view.smoothing, self.view.focus_mode, self.view.kind)
+        labels = legend_labels(runs)
+        keep_ids = set(labels)
+        for plot in which:
+            stale = set()
+            for run in runs:
+                data = (len(run.steps), len(run.evals)) if plot == "loss" else (len(run.evals),)
+                signature = (data, settings, labels[run.run_id])
+                if force or self._signatures.get((run.run_id, plot)) != signature:
+                    self._signatures[(run.run_id, plot)] = signature
+                    stale.add(run.run_id)
+            if stale:
+                fresh = build_curves(self._entries, self.view, (plot,), stale)
+                for rid in stale:
+                    self._curves[(rid, plot)] = [c for c in fresh if c.run_id == rid]
+                    self._draw(rid, plot)
+        for key in [k for k in self._items if k[0] not in keep_ids]:
+            self._drop(key)
+        for key in [k for k in self._curves if k[0] not in keep_ids]:
+            self._curves.pop(key)
+            self._signatures.pop(key, None)
+        self._update_legends()
+        self._update_labels(runs)
         self._update_ranges(which)
 
-    def prepare(self, runs: list[RunState], selected: RunState | None) -> None:
+    def _draw(self, run_id: int, plot: str) -> None:
+        curves = self._curves[(run_id, plot)]
+        wanted = {(c.run_id, c.plot, c.key) for c in curves}
+        for key in [k for k in self._items if k[0] == run_id and k[1] == plot and k not in wanted]:
+            self._drop(key)
+        for c in curves:
+            self._item(c).setData(c.x, c.y, skipFiniteCheck=True)
+
+    def _item(self, c: Curve) -> pg.PlotDataItem:
+        key = (c.run_id, c.plot, c.key)
+        pen = None if c.style == "none" else pg.mkPen(c.colour, width=c.width, style=PEN_STYLES[c.style])
+        look = (pen is None, c.colour, c.width, c.style, c.symbol)
+        item = self._items.get(key)
+        if item is None:
+            item = pg.PlotDataItem()
+            self.plots[c.plot].addItem(item)
+            self._items[key] = item
+        if getattr(item, "_look", None) != look:
+            item._look = look
+            item.setPen(pen)
+            if c.symbol:
+                item.setSymbol(c.symbol)
+                item.setSymbolSize(6)
+                item.setSymbolBrush(pg.mkBrush(*c.colour[:3]))
+                item.setSymbolPen(None)
+            else:
+                item.setSymbol(None)
+        return item
+
+    def _drop(self, key: tuple) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.plots[key[1]].removeItem(item)
+
+    def legend_entries(self, plot: str) -> list[str]:
+        """The legend's labels in the named plot, in order (one per run in the comparison view)."""
+        return [label for _, label in self._legend_rows[plot]]
+
+    def _update_legends(self) -> None:
+        for name, plot in self.plots.items():
+            rows = [(self._items[(c.run_id, c.plot, c.key)], c.legend) for key in sorted(self._curves)
+                    for c in self._curves[key]
+                    if c.plot == name and c.legend is not None and (c.run_id, c.plot, c.key) in self._items]
+            if [(id(i), t) for i, t in rows] != [(id(i), t) for i, t in self._legend_rows[name]]:
+                plot.legend.clear()
+                for item, text in rows:
+                    plot.legend.addItem(item, text)
+                self._legend_rows[name] = rows
+
+    def _update_kinds(self) -> None:
+        """Offer only the kinds present; show the focused run's kind when none is chosen yet."""
+        present = {e.kind for e in self._entries if isinstance(e, TrainingRun)}
+        for i, kind in enumerate(KINDS):
+            self.kind.model().item(i).setEnabled(kind in present)
+        if self.view.kind not in present and present:
+            focused = next((e for e in self._entries if e.run_id == self.view.focused and isinstance(e, TrainingRun)), None)
+            self.view.kind = focused.kind if focused else sorted(present, key=KINDS.index)[0]
+
+    def _update_labels(self, runs: list[TrainingRun]) -> None:
+        kind = self.view.kind
+        spec = SPECS.get(kind) if kind else None
+        other = [e for e in self._entries if isinstance(e, TrainingRun) and e.kind != kind]
+        notes = []
+        if other:
+            kinds = sorted({SPECS[e.kind].title for e in other})
+            notes.append(f"{len(other)} run(s) of another kind ({', '.join(kinds)}) not shown: choose them under “show”")
+        if any(e.is_sweep for e in self._entries):
+            notes.append("sweeps are in the Sweep tab")
+        self.note.setText("; ".join(notes))
+        self.note.setVisible(bool(notes))
+        if spec is None:
+            return
+        x_label = "wall time (s)" if self.view.x_axis == "wall" else spec.x_label
+        for name, plot in self.plots.items():
+            plot.setLabel("bottom", x_label)
+            plot.setLabel("left", spec.y_unit if name != "gap" or spec.kind == "vae" else "")
+            self.keys[name].setText(style_key(spec, name, self.view) if runs else "")
+
+    def fit_to_data(self) -> None:
+        """Forget the user's zoom and fit every plot to its data again."""
+        self._user_zoomed.clear()
+        self._ranges.clear()
+        self._update_ranges(PLOTS, fit=True)
+
+    def _all_curves(self) -> list[Curve]:
+        return [c for curves in self._curves.values() for c in curves]
+
+    def _update_ranges(self, which: tuple[str, ...] = PLOTS, fit: bool = False) -> None:
+        """Move a plot's view only when its data left the current range (see sticky_range); ``fit`` sets the
+        range to the data. Ranges are in view coordinates: log10 of y on a log axis."""
+        curves = self._all_curves()
+        planned = self._planned_x()
+        for name, plot in self.plots.items():
+            if name not in which or name in self._user_zoomed:
+                continue
+            extent = data_bounds(curves, name, name in self.view.log_y)
+            if extent is None:
+                continue
+            (x_lo, x_hi), (y_lo, y_hi) = extent
+            old = (None, None) if fit else self._ranges.get(name, (None, None))
+            if planned is not None and x_hi <= planned:
+                # the whole run's steps are known: fix the x axis once, so no x axis repaints while it trains
+                new_x = None if old[0] == (0.0, planned) else (0.0, planned)
+            else:
+                new_x = sticky_interval(old[0], x_lo, x_hi, anchor_zero=self.view.x_axis == "step")
+            new_y = sticky_interval(old[1], y_lo, y_hi)
+            if new_x is None and new_y is None:
+                continue
+            rx, ry = new_x or old[0], new_y or old[1]
+            self._ranges[name] = (rx, ry)
+            plot.setRange(xRange=rx, yRange=ry, padding=0, update=True)
+
+    def view_range(self, plot: str) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The plot's shown x and y range in data units (y un-logged on a log axis)."""
+        (x0, x1), (y0, y1) = self.plots[plot].vb.viewRange()
+        if plot in self.view.log_y:
+            y0, y1 = 10.0**y0, 10.0**y1
+        return (x0, x1), (y0, y1)
+
+    def prepare(self, entries: list[Entry]) -> None:
         """At a run's start (on the click, not while it trains): create its curves and legend entries and fix
         the x axes to its planned steps, so that the first data repaint only curves, not the axes."""
-        self.refresh(runs, selected, force=True)
+        self.refresh(entries, force=True)
         planned = self._planned_x()
         if planned is None:
             return
@@ -197,176 +368,42 @@ class MetricPlots(QWidget):
             self._ranges[name] = ((0.0, planned), old[1])
             plot.setXRange(0.0, planned, padding=0)
 
-    def fit_to_data(self) -> None:
-        """Forget the user's zoom and fit every plot to its data again."""
-        self._user_zoomed.clear()
-        self._ranges.clear()
-        self._update_ranges()
-
-    def _set_log(self, name: str, plot, on: bool) -> None:
-        plot.setLogMode(y=on)
-        self._ranges.pop(name, None)
-        self._update_ranges()
-
-    def _update_ranges(self, which: tuple[str, ...] = ("loss", "bound", "gap")) -> None:
-        """Move a plot's view only when its data left the current range (see sticky_range)."""
-        xs, ys = {n: [] for n in self.plots}, {n: [] for n in self.plots}
-        for (rid, plot, series), item in self._items.items():
-            if plot not in which:
-                continue
-            x, y = item.getData()
-            if x is None or not len(x):
-                continue
-            x, y = np.asarray(x, float), np.asarray(y, float)
-            if self.log_boxes[plot].isChecked():
-                y = np.log10(y[y > 0]) if np.any(y > 0) else np.array([])
-            xs[plot].append(x[np.isfinite(x)])
-            ys[plot].append(y[np.isfinite(y)])
-        for name, plot in self.plots.items():
-            if name not in which or name in self._user_zoomed or not xs[name]:
-                continue
-            x, y = np.concatenate(xs[name]), np.concatenate(ys[name])
-            if not len(x) or not len(y):
-                continue
-            old = self._ranges.get(name, (None, None))
-            planned = self._planned_x()
-            if planned is not None and float(x.max()) <= planned:
-                # the whole run's steps are known: fix the x axis once, so no x axis repaints while it trains
-                new_x = None if old[0] == (0.0, planned) else (0.0, planned)
-            else:
-                new_x = sticky_interval(old[0], float(x.min()), float(x.max()), anchor_zero=True)
-            new_y = sticky_interval(old[1], float(y.min()), float(y.max()))
-            if new_x is None and new_y is None:
-                continue
-            rx, ry = new_x or old[0], new_y or old[1]
-            self._ranges[name] = (rx, ry)
-            plot.setRange(xRange=rx, yRange=ry, padding=0, update=True)
-
     def _planned_x(self) -> float | None:
-        """The x extent of the shown runs when it is known up front: their planned steps on the step axis."""
-        if self.x_axis.currentIndex() != 0:
+        """The x extent of the shown runs when it is known up front: their planned steps (epochs for a VAE)."""
+        if self.view.x_axis != "step":
             return None
-        planned = [r.planned_steps for r in self._runs if r.visible and not r.is_sweep]
+        runs = shown_runs(self._entries, self.view)
+        planned = [None if r.planned_steps is None else r.planned_steps / r.steps_per_epoch for r in runs]
         if not planned or any(p is None for p in planned):
             return None
         return float(max(planned))
 
-    def _curve(self, run: RunState, plot: str, series: str, **style) -> pg.PlotDataItem:
-        key = (run.run_id, plot, series)
-        if key not in self._items:
-            name = style.pop("name", None)
-            item = pg.PlotDataItem(name=name, **style)
-            self.plots[plot].addItem(item)
-            self._items[key] = item
-        return self._items[key]
-
-    def _drop(self, key: tuple) -> None:
-        item = self._items.pop(key, None)
-        if item is not None:
-            self.plots[key[1]].removeItem(item)
-            if self.plots[key[1]].legend is not None:
-                self.plots[key[1]].legend.removeItem(item)
-
-    def _x_of_evals(self, run: RunState) -> np.ndarray:
-        key = "wall" if self.x_axis.currentIndex() == 1 else "step"
-        return np.array([_num(ev.get(key)) for ev in run.evals], dtype=float)
-
-    def _draw_run(self, run: RunState, plot: str) -> None:
-        colour = run.colour
-        label = f"#{run.run_id}"
-        ex = self._x_of_evals(run)
-        if plot == "loss":
-            self._draw_loss(run, colour, label, ex)
-        elif plot == "bound" and len(ex):
-            self._draw_bound(run, colour, label, ex)
-        elif plot == "gap" and len(ex):
-            self._draw_gap(run, colour, label, ex)
-
-    def _draw_loss(self, run: RunState, colour, label: str, ex: np.ndarray) -> None:
-        x, y = points(run.walls if self.x_axis.currentIndex() == 1 else run.steps, run.losses)
-        raw = self._curve(run, "loss", "raw", pen=pg.mkPen((*colour, 35)))
-        smooth = self._curve(run, "loss", "smooth", pen=pg.mkPen(colour, width=2), name=f"{label} train")
-        if len(x):
-            sx, sy = decimate(x, debiased_ema(y, self.smoothing.value()), MAX_DISPLAY_POINTS)
-            rx, ry = decimate(x, y, MAX_DISPLAY_POINTS)
-            raw.setData(rx, ry, skipFiniteCheck=True)
-            smooth.setData(sx, sy, skipFiniteCheck=True)
-        if not len(ex):
-            return
-        held = self._curve(run, "loss", "held-out", pen=None, symbol="o", symbolSize=7,
-                           symbolBrush=colour, name=f"{label} held-out")
-        if run.is_vae:
-            held.setData(*points(ex, [_num(ev.get("rec_test")) + _num(ev.get("kl_test")) for ev in run.evals]))
-        else:
-            held.setData(*points(ex, [ev.get("dsm_test") for ev in run.evals]))
-
-    def _draw_bound(self, run: RunState, colour, label: str, ex: np.ndarray) -> None:
-        if run.is_vae:
-            for key, text, style, width in VAE_BOUND_CURVES:
-                self._curve(run, "bound", key, pen=pg.mkPen(colour, width=width, style=style),
-                            name=f"{label} {text}").setData(*points(ex, [ev.get(key) for ev in run.evals]))
-            return
-        self._curve(run, "bound", "total", pen=pg.mkPen(colour, width=2.5), symbol="o", symbolSize=5,
-                    symbolBrush=colour, name=f"{label} bound (R={run.config.R:g})").setData(
-                        *points(ex, [ev.get("bound") for ev in run.evals]))
-        mode = self.terms_mode.currentText()
-        if mode == "Total":
-            for name in TERM_STYLES:
-                self._drop((run.run_id, "bound", name))
-        else:
-            terms = [bound_terms(ev) for ev in run.evals]
-            cumulative = np.zeros(len(ex))
-            for name, style in TERM_STYLES.items():
-                values = np.array([t[name] for t in terms])
-                cumulative = cumulative + values
-                ys = cumulative.copy() if mode == "Stacked" else values
-                label_text = name if name in ("score_matching", "encoder_info") else f"√2R·{name}"
-                self._curve(run, "bound", name, pen=pg.mkPen(colour, width=1.2, style=style),
-                            name=f"{label} {label_text}").setData(*points(ex, ys))
-
-    def _draw_gap(self, run: RunState, colour, label: str, ex: np.ndarray) -> None:
-        if run.is_vae:
-            for key, text, style in (("gap", "test curve − encoder-only bound", Qt.PenStyle.SolidLine),
-                                     ("rec_gap", "rec test − train", Qt.PenStyle.DashLine),
-                                     ("neg_elbo_gap", "−ELBO test − train", Qt.PenStyle.DotLine)):
-                self._curve(run, "gap", key, pen=pg.mkPen(colour, width=1.5, style=style),
-                            name=f"{label} {text}").setData(*points(ex, [ev.get(key) for ev in run.evals]))
-            return
-        metric, text = ("test_bpd", "test BPD") if "test_bpd" in run.evals[-1] else ("test_kl", "test KL")
-        self._curve(run, "gap", metric, pen=pg.mkPen(colour, width=2), symbol="s", symbolSize=6,
-                    symbolBrush=colour, name=f"{label} {text}").setData(*points(ex, [ev.get(metric) for ev in run.evals]))
-        self._curve(run, "gap", "dsm_gap", pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
-                    name=f"{label} DSM gap").setData(*points(ex, [ev.get("dsm_gap") for ev in run.evals]))
-
+    # -- the cursor ----------------------------------------------------------------------------------
     def set_cursor(self, x: float) -> None:
-        """Move the linked cursor of all three plots to x and show the selected run's values there."""
+        """Move the linked cursor of all three plots to x and show the focused run's values there."""
         for line in self.cursors.values():
             line.setValue(x)
-        run = self._selected
-        if run is None or run.is_sweep:
-            self.cursor_label.setText(f"x = {x:.4g}")
-            return
+        run = next((e for e in self._entries if e.run_id == self.view.focused), None)
         parts = [f"x = {x:.4g}"]
-        xs = np.asarray(run.walls if self.x_axis.currentIndex() == 1 else run.steps, dtype=float)
+        if not isinstance(run, TrainingRun):
+            self.cursor_label.setText(parts[0])
+            return
+        xs = loss_x(run, self.view)
         if len(xs):
             i = int(np.clip(np.searchsorted(xs, x), 0, len(xs) - 1))
             parts.append(f"loss {fmt(run.losses[i])}")
-        ex = self._x_of_evals(run)
+        ex = eval_x(run, self.view)
         if len(ex):
-            j = int(np.argmin(np.abs(ex - x)))
-            ev = run.evals[j]
-            if run.is_vae:
-                parts.append(f"epoch {ev['epoch']}: bounds {fmt(ev.get('bound_encoder_only'), '.2f')} / "
-                             f"{fmt(ev.get('bound_encoder_generator'), '.2f')}, test curve {fmt(ev.get('test_curve'), '.2f')}")
-            else:
-                parts.append(f"eval @ {ev['step']}: bound {fmt(ev.get('bound'), '.3f')}, {metric_text(ev)}")
+            ev = run.evals[int(np.nanargmin(np.abs(ex - x))) if np.isfinite(ex).any() else 0]
+            spec = run.spec
+            where = f"epoch {ev.get('epoch')}" if spec.kind == "vae" else f"eval @ {ev.get('step')}"
+            main = spec.bound_total[0]
+            parts.append(f"{where}: {main.label} {fmt(ev.get(main.key), '.3f')}, "
+                         f"{metric_text(ev, spec.test_key, spec.test_label)}")
         self.cursor_label.setText("   ".join(parts))
 
     def _mouse_moved(self, pos) -> None:
         for plot in self.plots.values():
             if plot.sceneBoundingRect().contains(pos):
-                x = plot.vb.mapSceneToView(pos).x()
-                if plot.ctrl.logXCheck.isChecked():
-                    x = 10**x
-                self.set_cursor(x)
+                self.set_cursor(plot.vb.mapSceneToView(pos).x())
                 return

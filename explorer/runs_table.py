@@ -1,6 +1,9 @@
-"""Every run of the session: colour, status, progress with ETA, show/hide for overlays, stop and remove."""
+"""Every run of the session: colour, status, progress with ETA, the final bound and test metric, T, m and wall
+time (sortable), show/hide, stop and remove. Full names and messages are in tooltips."""
 
 from __future__ import annotations
+
+import math
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
@@ -8,20 +11,34 @@ from PySide6.QtWidgets import (
     QAbstractItemView, QHeaderView, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QWidget,
 )
 
-from .run_state import RunState
+from .model import Entry
+from .model.text import fmt, format_eta
 
-SHOW, NAME, STATUS, PROGRESS, STOP, REMOVE = range(6)
+COLUMNS = ("Show", "Run", "Status", "Progress", "Bound", "Test", "T", "m", "Wall (s)", "", "")
+SHOW, NAME, STATUS, PROGRESS, BOUND, TEST, T, M, WALL, STOP, REMOVE = range(len(COLUMNS))
+METRIC_COLUMNS = {BOUND: ("bound", ".4g"), TEST: ("test", ".4g"), T: ("T", "g"), M: ("m", "d"), WALL: ("wall", ".0f")}
+RUN_ID = Qt.ItemDataRole.UserRole
 
 
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(round(seconds))
-    return f"ETA {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"ETA {seconds // 60}:{seconds % 60:02d}"
+class NumberItem(QTableWidgetItem):
+    """A cell that sorts by its number (missing values last), not by its text."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.value = math.inf
+
+    def set_value(self, value, spec: str) -> None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        self.value = float(value) if ok else math.inf
+        self.setText(fmt(value, spec) if ok else "")
+        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def __lt__(self, other) -> bool:
+        return self.value < other.value if isinstance(other, NumberItem) else super().__lt__(other)
 
 
 class RunsTable(QTableWidget):
-    """One row per run; emits the selected run id and the user's stop/remove/visibility requests."""
+    """One row per entry; emits the selected run id and the user's stop/remove/visibility requests."""
 
     selected = Signal(int)
     stop_requested = Signal(int)
@@ -29,36 +46,50 @@ class RunsTable(QTableWidget):
     visibility_changed = Signal(int, bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(0, 6, parent)
-        self.setHorizontalHeaderLabels(["Show", "Run", "Status", "Progress", "", ""])
+        super().__init__(0, len(COLUMNS), parent)
+        self.setHorizontalHeaderLabels(list(COLUMNS))
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.verticalHeader().setVisible(False)
         header = self.horizontalHeader()
-        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
-        for col in (SHOW, STATUS, STOP, REMOVE):
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
+        for col in (SHOW, STATUS, STOP, REMOVE, T, M):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(PROGRESS, QHeaderView.ResizeMode.Fixed)
-        self.setColumnWidth(PROGRESS, 120)
-        self._rows: dict[int, int] = {}
+        self.setColumnWidth(NAME, 190)
+        self.setColumnWidth(PROGRESS, 110)
+        for col in (BOUND, TEST, WALL):
+            self.setColumnWidth(col, 64)
+        self.setSortingEnabled(True)
+        self.horizontalHeaderItem(TEST).setToolTip("the final test metric: test KL (points), BPD (images) or the "
+                                                   "VAE's test curve")
         self.itemSelectionChanged.connect(self._selection_changed)
         self.itemChanged.connect(self._item_changed)
 
-    def add_run(self, run: RunState) -> None:
+    def row_of(self, run_id: int) -> int | None:
+        for row in range(self.rowCount()):
+            item = self.item(row, NAME)
+            if item is not None and item.data(RUN_ID) == run_id:
+                return row
+        return None
+
+    def add_run(self, run: Entry) -> None:
+        self.setSortingEnabled(False)
         row = self.rowCount()
         self.insertRow(row)
-        self._rows[run.run_id] = row
         show = QTableWidgetItem()
         show.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
         show.setCheckState(Qt.CheckState.Checked)
-        show.setData(Qt.ItemDataRole.UserRole, run.run_id)
+        show.setData(RUN_ID, run.run_id)
         self.setItem(row, SHOW, show)
         name = QTableWidgetItem(run.name)
         name.setForeground(QColor(*run.colour))
-        name.setData(Qt.ItemDataRole.UserRole, run.run_id)
+        name.setData(RUN_ID, run.run_id)
         self.setItem(row, NAME, name)
         self.setItem(row, STATUS, QTableWidgetItem(run.status))
+        for col in METRIC_COLUMNS:
+            self.setItem(row, col, NumberItem())
         bar = QProgressBar()
         bar.setRange(0, 1000)
         self.setCellWidget(row, PROGRESS, bar)
@@ -68,12 +99,24 @@ class RunsTable(QTableWidget):
         remove = QPushButton("Remove")
         remove.clicked.connect(lambda _=False, rid=run.run_id: self.remove_requested.emit(rid))
         self.setCellWidget(row, REMOVE, remove)
-        self.selectRow(row)
+        self.setSortingEnabled(True)
+        self.update_run(run)
+        self.select_run(run.run_id)
 
-    def update_run(self, run: RunState) -> None:
-        row = self._rows.get(run.run_id)
+    def select_run(self, run_id: int) -> None:
+        row = self.row_of(run_id)
+        if row is not None and self.currentRow() != row:
+            self.selectRow(row)
+
+    def update_run(self, run: Entry) -> None:
+        row = self.row_of(run.run_id)
         if row is None:
             return
+        sorting = self.isSortingEnabled()
+        self.setSortingEnabled(False)  # a row must not move while its cells are written
+        name = self.item(row, NAME)
+        name.setText(run.name)
+        name.setToolTip(f"{run.name}\n{run.folder}" + (f"\n{run.message}" if run.message else ""))
         status = self.item(row, STATUS)
         status.setText(run.status)
         status.setToolTip(run.message)
@@ -81,17 +124,23 @@ class RunsTable(QTableWidget):
         bar: QProgressBar = self.cellWidget(row, PROGRESS)
         bar.setValue(int(run.progress * 1000))
         bar.setFormat(f"{run.progress:.0%} {format_eta(run.eta_seconds())}".strip())
+        metrics = run.metrics()
+        spec = run.spec
+        for col, (key, fmt_spec) in METRIC_COLUMNS.items():
+            item: NumberItem = self.item(row, col)
+            item.set_value(metrics.get(key), fmt_spec)
+        self.item(row, TEST).setToolTip(spec.test_label)
+        self.item(row, BOUND).setToolTip(spec.bound_total[0].label + (" (at T* by bound)" if run.is_sweep else ""))
         self.cellWidget(row, STOP).setEnabled(run.active)
+        self.setSortingEnabled(sorting)
 
     def remove_run(self, run_id: int) -> None:
-        row = self._rows.pop(run_id, None)
-        if row is None:
-            return
-        self.removeRow(row)
-        self._rows = {rid: (r - 1 if r > row else r) for rid, r in self._rows.items()}
+        row = self.row_of(run_id)
+        if row is not None:
+            self.removeRow(row)
 
     def run_id_at(self, row: int) -> int:
-        return self.item(row, NAME).data(Qt.ItemDataRole.UserRole)
+        return self.item(row, NAME).data(RUN_ID)
 
     def _selection_changed(self) -> None:
         rows = {i.row() for i in self.selectedIndexes()}
@@ -99,5 +148,5 @@ class RunsTable(QTableWidget):
             self.selected.emit(self.run_id_at(min(rows)))
 
     def _item_changed(self, item: QTableWidgetItem) -> None:
-        if item.column() == SHOW:
-            self.visibility_changed.emit(item.data(Qt.ItemDataRole.UserRole), item.checkState() == Qt.CheckState.Checked)
+        if item.column() == SHOW and item.data(RUN_ID) is not None:
+            self.visibility_changed.emit(item.data(RUN_ID), item.checkState() == Qt.CheckState.Checked)

@@ -7,12 +7,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSlider, QVBoxLayout, QWidget
 
-from .run_state import RunState, fmt, metric_text
+from .model import IMAGES, Entry, TrainingRun
+from .model.text import fmt, metric_text
 from .training_points import training_points
 
 
 class SamplesPanel(QWidget):
-    """Scatter of the selected run's generated points at the chosen evaluation."""
+    """Scatter of the focused run's generated points at the chosen evaluation."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -33,18 +34,18 @@ class SamplesPanel(QWidget):
         layout.addWidget(self.slider)
         layout.addWidget(self.label)
         self.slider.valueChanged.connect(self._show_index)
-        self._run: RunState | None = None
+        self._run: Entry | None = None
         self._count = 0
         self._follow_latest = True
 
-    def refresh(self, run: RunState | None) -> None:
+    def refresh(self, run: Entry | None) -> None:
         """Follow the selected run; jump to the newest evaluation unless the user scrubbed back."""
         if run is not self._run:
             self._run, self._count, self._follow_latest = run, -1, True
             self.image_item.setVisible(False)
             pts = training_points(run) if run is not None else None
             self.train_item.setData(pos=pts if pts is not None and pts.shape[1] == 2 else np.zeros((0, 2)))
-        samples = [] if run is None or run.is_sweep else run.samples
+        samples = run.samples if isinstance(run, TrainingRun) else []
         if len(samples) == self._count:
             return
         follow = self._follow_latest or self.slider.value() == self._count - 1
@@ -57,11 +58,11 @@ class SamplesPanel(QWidget):
         self.slider.blockSignals(False)
         self._show_index(self.slider.value())
         if run is not None and run.is_sweep:
-            self.label.setText("a sweep: see the T explorer for the samples at each grid T")
+            self.label.setText("a sweep: see the Sweep tab, and the T slider for the samples at each grid T")
 
     def _show_index(self, index: int) -> None:
         run = self._run
-        if run is None or not run.samples or index >= len(run.samples):
+        if not isinstance(run, TrainingRun) or not run.samples or index >= len(run.samples):
             self.gen_item.setData(pos=np.zeros((0, 2)))
             if run is None or not run.is_sweep:
                 self.label.setText("no evaluation yet")
@@ -69,13 +70,13 @@ class SamplesPanel(QWidget):
         self._follow_latest = index == len(run.samples) - 1
         pts = run.samples[index]
         ev = run.evals[index]
-        if pts.ndim == 2 and "test_bpd" in ev:  # image diffusion: flat pixels in [0, 1]
+        if pts.ndim == 2 and run.kind == IMAGES:  # image diffusion: flat pixels in [0, 1]
             pts = as_images(pts)
         if pts.ndim in (3, 4):  # images: a grid, shown upright
             self.gen_item.setData(pos=np.zeros((0, 2)))
             self.image_item.setImage(image_grid(pts[:MAX_GRID])[::-1], levels=(0.0, 1.0))
             self.image_item.setVisible(True)
-            if "test_bpd" in ev:
+            if run.kind == IMAGES:
                 self.label.setText(f"evaluation {index + 1}/{len(run.samples)} at step {ev['step']}: generated images; "
                                    f"test BPD {fmt(ev.get('test_bpd'), '.3f')}, bound {fmt(ev.get('bound'), '.4g')} "
                                    f"(R={fmt(ev.get('R'), 'g')})")

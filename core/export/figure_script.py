@@ -83,8 +83,11 @@ def draw(c, ax):
         ax.plot(c["step"], c["bound"], "o-", color="k", ms=3, label="bound (R={{:g}})".format(META["R"]))
         for name, colour in (("score_matching", "C0"), ("encoder_info", "C1"), ("encoder_prior_scaled", "C2"),
                              ("generator_scaled", "C3")):
+            if name not in c:  # the bound alone ("total")
+                continue
             label = name.replace("_scaled", "").replace("_", " ")
             label = "√2R·" + label if name.endswith("_scaled") else label
+            label = "+ " + label if META.get("stacked") else label
             ax.plot(c["step"], c[name], "--", color=colour, label=label)
         ax.set_xlabel("iteration")
         ax.set_ylabel("nats")
@@ -123,6 +126,8 @@ def render(out=None, width_in={width_in!r}, dpi={dpi!r}, columns=None):
     style(width_in)
     fig, ax = plt.subplots()
     draw(read_csv(CSV) if columns is None else columns, ax)
+    if META.get("log_y") and META.get("layout") != "image-grid" and FIGURE != "samples":
+        ax.set_yscale("log")  # as on screen; values <= 0 are not drawn
     if META.get("title"):
         ax.set_title("\n".join(textwrap.wrap(META["title"], max(20, int(width_in * 16)))), fontsize=7)
     fig.tight_layout()

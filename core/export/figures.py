@@ -37,6 +37,8 @@ from ..training.config import DiffusionConfig, load_run_data, load_run_data_with
 from .figure_script import SCRIPT
 
 RUN_FIGURES = ("loss", "bound", "gap", "samples")
+TERMS_MODES = ("total", "terms", "stacked")  # the bound figure: the bound alone, with its terms, or terms stacked
+BOUND_TERMS = ("score_matching", "encoder_info", "encoder_prior_scaled", "generator_scaled")
 SWEEP_FIGURES = ("bound-vs-T",)
 FORMATS = ("pdf", "svg", "png", "pgf")
 
@@ -56,9 +58,13 @@ def load_source(path: str | Path) -> dict:
     raise ConfigError(f"{p}: no such run directory, sweep directory or checkpoint")
 
 
-def figure_table(source: dict, figure: str, smoothing: float = 0.9, variant: str | None = None) -> tuple[dict[str, list], dict]:
+def figure_table(source: dict, figure: str, smoothing: float = 0.9, variant: str | None = None,
+                 terms: str = "terms") -> tuple[dict[str, list], dict]:
     """The plotted data as equal-length columns, and the few settings the script needs. ``variant`` picks a
-    sweep's bound variant (default: the one the sweep was run with)."""
+    sweep's bound variant (default: the one the sweep was run with); ``terms`` is the bound figure's mode
+    (TERMS_MODES), as the app's terms mode shows it."""
+    if terms not in TERMS_MODES:
+        raise ConfigError(f"terms must be one of {', '.join(TERMS_MODES)}, got {terms!r}")
     if source["kind"] == "sweep":
         if figure not in SWEEP_FIGURES:
             raise ConfigError(f"a sweep exports {', '.join(SWEEP_FIGURES)}; {figure!r} needs a single run")
@@ -95,10 +101,17 @@ def figure_table(source: dict, figure: str, smoothing: float = 0.9, variant: str
         raise ConfigError("the run has no evaluation yet")
     if figure == "bound":
         scale = math.sqrt(2.0) * cfg["R"]
-        return {"step": [r["step"] for r in evals], "bound": [r["bound"] for r in evals],
-                "score_matching": [r["score_matching"] for r in evals], "encoder_info": [r["encoder_info"] for r in evals],
-                "encoder_prior_scaled": [_scaled(scale, r["encoder_prior"]) for r in evals],
-                "generator_scaled": [_scaled(scale, r["generator"]) for r in evals]}, meta
+        columns = {"step": [r["step"] for r in evals], "bound": [r["bound"] for r in evals]}
+        if terms == "total":
+            return columns, meta
+        values = {"score_matching": [_scaled(1.0, r["score_matching"]) for r in evals],
+                  "encoder_info": [_scaled(1.0, r["encoder_info"]) for r in evals],
+                  "encoder_prior_scaled": [_scaled(scale, r["encoder_prior"]) for r in evals],
+                  "generator_scaled": [_scaled(scale, r["generator"]) for r in evals]}
+        if terms == "stacked":  # each curve is the sum of the terms up to it, as the app stacks them
+            values = dict(zip(BOUND_TERMS, np.cumsum(np.array([values[k] for k in BOUND_TERMS]), axis=0).tolist()))
+            meta["stacked"] = True
+        return {**columns, **values}, meta
     if figure == "gap":
         return {"step": [r["step"] for r in evals], "test_kl": [r["test_kl"] for r in evals],
                 "dsm_gap": [r["dsm_gap"] for r in evals]}, meta
@@ -206,9 +219,11 @@ def check_targets(paths, force: bool = False) -> None:
 def export_figure(
     source_path: str | Path, figure: str, fmt: str = "pdf", width_in: float = 3.25, dpi: float = 300,
     out: str | Path | None = None, smoothing: float = 0.9, variant: str | None = None, force: bool = False,
+    log_y: bool = False, terms: str = "terms",
 ) -> dict[str, Path]:
     """Write the figure, its CSV and its script; returns their paths. Existing files are refused unless
-    ``force``; symbolic links and other non-regular files at a target are refused always (module docstring)."""
+    ``force``; symbolic links and other non-regular files at a target are refused always (module docstring).
+    ``smoothing``, ``log_y`` and ``terms`` are the view's settings (the app passes what its screen shows)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not (0.5 <= width_in <= 20) or not (20 <= dpi <= 2400):
@@ -217,7 +232,8 @@ def export_figure(
     if fmt == "pgf" and not any(shutil.which(t) for t in ("pdflatex", "xelatex", "lualatex")):
         raise ConfigError("PGF export needs LaTeX (pdflatex, xelatex or lualatex) on the PATH; use pdf or svg instead")
     source = load_source(source_path)
-    columns, meta = figure_table(source, figure, smoothing, variant)
+    columns, meta = figure_table(source, figure, smoothing, variant, terms)
+    meta.update(smoothing=float(smoothing), log_y=bool(log_y), terms=terms)
     paths = export_paths(out if out else f"{source['name']}-{figure}.{fmt}", fmt)
     check_targets(paths.values(), force)
     target = paths["figure"]

@@ -13,3 +13,4 @@ def test_core_is_qt_free():
     result = subprocess.run([exe, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "core is Qt-free KEPT" in result.stdout
+    assert "the explorer's model is Qt-free KEPT" in result.stdout and "core never imports the explorer KEPT" in result.stdout

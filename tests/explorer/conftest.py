@@ -50,4 +50,5 @@ def window(qtbot, runs_dir):
     form.mc.setValue(20)
     win.show()
     yield win
+    win.ask_before_close = False  # a test that leaves runs going is stopped without the confirmation dialog
     win.close()

@@ -5,6 +5,7 @@ import pytest
 
 from core.encoder_view import encoder_view
 
+from explorer.runs_table import PROGRESS, REMOVE, STOP
 from helpers import RUN_TIMEOUT_MS, run_and_wait
 
 
@@ -15,8 +16,8 @@ def test_the_default_run_fills_loss_bound_and_gap_plots_and_renders_samples(qtbo
     items = window.plots._items
     assert len(items[(run.run_id, "loss", "smooth")].xData) == 40
     assert len(items[(run.run_id, "loss", "held-out")].xData) == 2
-    assert len(items[(run.run_id, "bound", "total")].yData) == 2
-    assert np.allclose(items[(run.run_id, "bound", "total")].yData, [ev["bound"] for ev in run.evals])
+    assert len(items[(run.run_id, "bound", "bound")].yData) == 2
+    assert np.allclose(items[(run.run_id, "bound", "bound")].yData, [ev["bound"] for ev in run.evals])
     assert len(items[(run.run_id, "gap", "test_kl")].yData) == 2
     generated = window.samples.gen_item.getData()
     assert len(generated[0]) == 1000
@@ -24,7 +25,7 @@ def test_the_default_run_fills_loss_bound_and_gap_plots_and_renders_samples(qtbo
     assert "evaluation 2/2" in window.samples.label.text()
     assert run.frames is not None and run.frames.shape[1:] == (1000, 2)
     assert (run.folder / "history.jsonl").exists() and (run.folder / "weights.safetensors").exists()
-    assert "100%" in window.runs_table.cellWidget(0, 3).format()
+    assert "100%" in window.runs_table.cellWidget(0, PROGRESS).format()
 
 
 def test_scrubbing_back_through_evaluations(qtbot, window):
@@ -52,7 +53,7 @@ def test_stop_ends_the_run_within_one_step(qtbot, window, monkeypatch):
     window.form.run_button.click()
     run = window.selected_run
     qtbot.waitUntil(lambda: len(run.steps) >= 5, timeout=RUN_TIMEOUT_MS)
-    window.runs_table.cellWidget(0, 4).click()  # sets the run's stop event before returning
+    window.runs_table.cellWidget(0, STOP).click()  # sets the run's stop event before returning
     at_stop = seen["step"]  # the last step the worker had finished by then (or later)
     qtbot.waitUntil(lambda: run.status == "cancelled" and not window.manager.busy, timeout=10_000)
     assert run.steps[-1] <= at_stop + 1  # at most the step in progress when Stop was pressed
@@ -132,17 +133,20 @@ def test_runs_overlay_and_remove(qtbot, window):
     window.form.T.setText("1.0")
     second = run_and_wait(qtbot, window)
     keys = window.plots._items
-    assert (first.run_id, "bound", "total") in keys and (second.run_id, "bound", "total") in keys
+    assert (first.run_id, "bound", "bound") in keys and (second.run_id, "bound", "bound") in keys
     from PySide6.QtCore import Qt
 
     window.runs_table.item(0, 0).setCheckState(Qt.CheckState.Unchecked)
     window.redraw(force=True)
-    assert (first.run_id, "bound", "total") not in window.plots._items
-    window.runs_table.cellWidget(1, 5).click()
+    assert (first.run_id, "bound", "bound") not in window.plots._items
+    window.runs_table.cellWidget(window.runs_table.row_of(second.run_id), REMOVE).click()
     assert second.run_id not in window.manager.runs and window.runs_table.rowCount() == 1
 
 
-def test_closing_the_window_cancels_and_waits_for_running_work(qtbot, window):
+def test_closing_the_window_cancels_and_waits_for_running_work(qtbot, window, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Close)  # "close anyway"
     window.form.iters.setValue(1_000_000)
     window.form.eval_every.setValue(0)
     window.form.run_button.click()
@@ -164,9 +168,14 @@ def test_a_sweep_from_the_form_shows_bound_against_T(qtbot, window):
     window.form.T.setText("0.4,1.0")
     run = run_and_wait(qtbot, window)
     assert run.is_sweep and run.summary is not None
-    assert sorted(ev["T"] for ev in run.sweep_finals.values()) == [0.4, 1.0]
+    assert sorted(ev["T"] for ev in run.finals.values()) == [0.4, 1.0]
+    window.redraw(force=True)
+    view = window.sweep_view
+    assert view.entry is run and list(view.bound_points()[0]) == [0.4, 1.0] and len(view.test_points()[0]) == 2
+    assert list(view.bound_points()[1]) == run.summary["bound_mean"]
+    assert set(view.checked_members()) == {"T0.4_seed0", "T1_seed0"}
+    assert all(len(view.member_curve(name)[0]) >= 1 for name in view.checked_members())
     t = window.t_explorer
-    assert len(t.bound_curve.xData) == 2 and len(t.kl_curve.xData) == 2
     t.slider.setValue(0.95)
     assert "grid T = 1" in t.caption.text()
     assert len(t.scatter.getData()[0]) == 1000
@@ -178,13 +187,15 @@ def test_select_T_by_bound_shows_points_as_they_are_evaluated(qtbot, window):
     assert window.form.selection_range() == (0.2, 1.4)
     window.form.select_button.click()
     run = window.selected_run
-    assert run.mode == "select"
+    from explorer.model import Selection
+
+    assert isinstance(run, Selection)
     qtbot.waitUntil(lambda: run.selection is not None and not window.manager.busy, timeout=RUN_TIMEOUT_MS)
     window.redraw(force=True)
     sel = run.selection
-    assert 3 <= sel["trainings"] <= 4 and len(run.selection_points) == sel["trainings"]
+    assert 3 <= sel["trainings"] <= 4 and len(run.points) == sel["trainings"]
+    assert len(window.sweep_view.bound_points()[0]) == sel["trainings"]
     t = window.t_explorer
-    assert len(t.bound_curve.xData) == sel["trainings"]
     t.slider.setValue(sel["T_star"])
     assert f"T* = {sel['T_star']:g}" in t.caption.text()
     assert len(t.scatter.getData()[0]) == 1000
@@ -202,7 +213,7 @@ def test_a_vae_run_shows_both_bounds_the_test_curve_and_an_image_grid(qtbot, win
     form.eval_every.setValue(0)
     assert form.run_button.isEnabled(), form.error.text()
     run = run_and_wait(qtbot, window)
-    assert run.is_vae and [ev["epoch"] for ev in run.evals] == [1, 2]
+    assert run.kind == "vae" and [ev["epoch"] for ev in run.evals] == [1, 2]
     items = window.plots._items
     for key in ("bound_encoder_generator", "bound_encoder_only", "test_curve"):
         assert len(items[(run.run_id, "bound", key)].yData) == 2
@@ -241,41 +252,39 @@ def test_an_image_diffusion_run_from_the_form(qtbot, window):
     assert form.preset.currentText() == "paper" and form.R.value() == 5 and form.n_steps.isEnabled()
 
 
-def test_an_image_sweep_is_judged_by_test_bpd_in_the_t_explorer(qtbot, window, tmp_path):
+def test_an_image_sweep_is_judged_by_test_bpd_in_the_sweep_view(qtbot, window, tmp_path):
     from core.training.config import image_config
-    from explorer.run_state import RunState
+    from explorer.model import Sweep
 
-    run = RunState(1, "digits sweep", image_config(), tmp_path, (200, 0, 0), Ts=[0.2, 0.6], seeds=[0], mode="sweep",
-                   status="finished")
+    sweep = Sweep(1, "digits sweep", image_config(), tmp_path, (200, 0, 0), status="finished", Ts=[0.2, 0.6], seeds=[0])
     for T, bound, bpd in ((0.2, 9.0, 9.7), (0.6, 5.0, 8.0)):
-        run.sweep_finals[f"T{T:g}_seed0"] = {"T": T, "seed": 0, "bound": bound, "test_kl": 1e6, "test_bpd": bpd}
-    run.eval_revision = 1
-    t = window.t_explorer
-    t.set_run(run)
-    assert list(t.kl_curve.yData) == [9.7, 8.0]
-    assert t.sweep_plot.getAxis("right").labelText == "test BPD"
-    assert t._sweep_stars == (0.6, 0.6)
+        sweep.add_event({"kind": "eval", "run": f"T{T:g}_seed0", "T": T, "seed": 0, "step": 10, "iters": 10,
+                         "bound": bound, "test_kl": 1e6, "test_bpd": bpd})
+    view = window.sweep_view
+    view.set_entry(sweep)
+    assert list(view.test_points()[1]) == [9.7, 8.0]
+    assert view.plot.getAxis("right").labelText == "test BPD"
+    assert "T* by bound 0.6; T* by test BPD 0.6" in view.caption.text()
 
 
 def test_the_sweep_view_shows_the_test_metric_error_bars_and_the_T_values_near_the_best(qtbot, window, tmp_path):
     from core.training.config import DiffusionConfig
-    from explorer.run_state import RunState
+    from explorer.model import Sweep
 
-    run = RunState(1, "swissroll sweep", DiffusionConfig(), tmp_path, (200, 0, 0), Ts=[0.2, 0.6, 1.0], seeds=[0, 1],
-                   mode="sweep", status="finished")
+    sweep = Sweep(1, "swissroll sweep", DiffusionConfig(), tmp_path, (200, 0, 0), status="finished",
+                  Ts=[0.2, 0.6, 1.0], seeds=[0, 1])
     # T = 0.6 is best (0.40); 1.0 is 0.02 above it, within 2 sqrt(0.01^2 + 0.01^2) = 0.028; 0.2 is 0.1 above it.
     for T, kl in ((0.2, 0.50), (0.6, 0.40), (1.0, 0.42)):
         for seed in (0, 1):
-            run.sweep_finals[f"T{T:g}_seed{seed}"] = {"T": T, "seed": seed, "bound": 3.0 - T, "test_kl": kl,
-                                                      "test_kl_se": 0.01 * 2**0.5}
-    run.eval_revision = 1
-    t = window.t_explorer
-    t.set_run(run)
-    assert list(t.kl_curve.yData) == pytest.approx([0.50, 0.40, 0.42])
-    # +-2 SE of each seed mean: SE = sqrt(2 (0.01 sqrt 2)^2) / 2 = 0.01, so the bars are 0.04 tall.
-    assert list(t.kl_band.opts["height"]) == pytest.approx([0.04, 0.04, 0.04])
-    t.slider.setValue(0.6)
-    assert "T* by test KL 0.6 (within 2 SE of it: 0.6, 1)" in t.caption.text()
+            sweep.add_event({"kind": "eval", "run": f"T{T:g}_seed{seed}", "T": T, "seed": seed, "step": 5, "iters": 5,
+                             "bound": 3.0 - T, "test_kl": kl, "test_kl_se": 0.01 * 2**0.5})
+    view = window.sweep_view
+    view.set_entry(sweep)
+    assert list(view.test_points()[1]) == pytest.approx([0.50, 0.40, 0.42])
+    # +-2 SE of each seed mean: SE = sqrt(2 (0.01 sqrt 2)^2) / 2 = 0.01, so the band is 0.02 either side.
+    assert list(view.test_hi.getData()[1] - view.test_points()[1]) == pytest.approx([0.02, 0.02, 0.02])
+    assert view.near == [0.6, 1.0] and len(view.shades) == 2
+    assert "T* by test KL 0.6; within 2 SE of the test minimum (shaded): 0.6, 1" in view.caption.text()
 
 
 def test_at_1024_by_700_the_form_run_button_plots_and_slider_stay_usable(qtbot, window, app_settings):
@@ -305,7 +314,7 @@ def test_at_1024_by_700_the_form_run_button_plots_and_slider_stay_usable(qtbot, 
 
 
 def test_play_loops_over_the_runs_own_T_range_and_colours_do_not_repeat(qtbot, window):
-    from explorer.run_manager import run_colour
+    from explorer.model import run_colour
 
     assert len({run_colour(i) for i in range(1, 21)}) == 20
     run = run_and_wait(qtbot, window)  # T = 0.6

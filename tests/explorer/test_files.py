@@ -6,7 +6,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from core.checkpoint import load_checkpoint
-from explorer.loading import load_state
+from explorer.model.loading import load_entry
 
 from helpers import RUN_TIMEOUT_MS, run_and_wait
 
@@ -33,7 +33,7 @@ def test_a_run_autosaves_a_checkpoint_that_opens_with_its_curves_and_samples(qtb
     window.redraw(force=True)
     items = window.plots._items
     assert len(items[(opened.run_id, "loss", "smooth")].xData) == 40
-    assert len(items[(opened.run_id, "bound", "total")].xData) == 2
+    assert len(items[(opened.run_id, "bound", "bound")].xData) == 2
     assert len(window.samples.gen_item.getData()[0]) == 1000
     assert str(ckpt) in window.files.recent()
 
@@ -97,12 +97,15 @@ def test_export_from_the_app(qtbot, window, tmp_path):
 def test_open_a_sweep_folder_restores_the_T_views(qtbot, window):
     window.form.T.setText("0.4,1.0")
     sweep = run_and_wait(qtbot, window)
-    state = load_state(sweep.folder, 99, (0, 0, 0))
-    assert state.is_sweep and sorted(e["T"] for e in state.sweep_finals.values()) == [0.4, 1.0]
+    state = load_entry(sweep.folder)
+    assert state.is_sweep and sorted(e["T"] for e in state.finals.values()) == [0.4, 1.0]
     window.files.open_path(sweep.folder)
     qtbot.waitUntil(lambda: len(window.manager.runs) == 2, timeout=30_000)
     window.redraw(force=True)
-    assert len(window.t_explorer.bound_curve.xData) == 2
+    opened = window.selected_run
+    assert window.sweep_view.entry is opened and window.tabs.currentIndex() == 1
+    assert list(window.sweep_view.bound_points()[0]) == [0.4, 1.0]
+    assert set(window.sweep_view.checked_members()) == {"T0.4_seed0", "T1_seed0"}  # every member's curves
 
 
 def test_under_qasync_opening_is_an_asyncio_task(qtbot, window):

@@ -67,14 +67,14 @@ def test_an_unexpected_error_shows_in_the_banner_uses_no_run_number_and_a_good_o
         qtbot, window, tmp_path, good, monkeypatch, caplog):
     import explorer.file_actions as fa
 
-    real = fa.load_state
+    real = fa.load_entry
 
-    def broken(path, run_id, colour):
+    def broken(path):
         if str(path).endswith("bad.infogen"):
             raise RuntimeError("the disk said no")
-        return real(path, run_id, colour)
+        return real(path)
 
-    monkeypatch.setattr(fa, "load_state", broken)
+    monkeypatch.setattr(fa, "load_entry", broken)
     bad = tmp_path / "bad.infogen"
     bad.write_bytes(b"whatever")
     with caplog.at_level(logging.ERROR, logger="explorer.file_actions"):
@@ -86,7 +86,7 @@ def test_an_unexpected_error_shows_in_the_banner_uses_no_run_number_and_a_good_o
     assert "RuntimeError" in window.statusBar().currentMessage()
     (logged,) = [r for r in caplog.records if r.name == "explorer.file_actions"]
     assert logged.exc_info and logged.exc_info[0] is RuntimeError  # the traceback goes to the log
-    assert window.manager.runs == {} and window.manager._next_id == 1  # no run number used up
+    assert len(window.manager.runs) == 0 and window.manager.runs._next_id == 1  # no run number used up
 
     window.files.open_path(good)
     qtbot.waitUntil(lambda: len(window.manager.runs) == 1, timeout=30_000)
@@ -107,7 +107,7 @@ def test_our_errors_show_their_message_and_hostile_files_do_not_hang(qtbot, wind
     window.files.open_path(typed)
     qtbot.waitUntil(lambda: "299.5" in window.banner.text(), timeout=10_000)
     assert "field 'step' must be an integer" in window.banner.text()
-    assert window.manager._next_id == 1
+    assert window.manager.runs._next_id == 1
 
 
 def test_under_qasync_an_unexpected_error_reaches_the_banner(qtbot, window, tmp_path, monkeypatch):
@@ -118,10 +118,10 @@ def test_under_qasync_an_unexpected_error_reaches_the_banner(qtbot, window, tmp_
 
     import explorer.file_actions as fa
 
-    def broken(path, run_id, colour):
+    def broken(path):
         raise KeyError("config")
 
-    monkeypatch.setattr(fa, "load_state", broken)
+    monkeypatch.setattr(fa, "load_entry", broken)
     loop = qasync.QEventLoop(QApplication.instance(), already_running=False)
     try:
         async def open_and_wait():
@@ -136,7 +136,7 @@ def test_under_qasync_an_unexpected_error_reaches_the_banner(qtbot, window, tmp_
         asyncio.set_event_loop(None)
     assert "KeyError: 'config'" in window.banner.text()
     assert not window.statusBar().currentMessage().startswith("Opening")
-    assert window.manager._next_id == 1
+    assert window.manager.runs._next_id == 1
 
 
 def test_an_error_raised_by_resume_reaches_the_banner(qtbot, window, good, monkeypatch, caplog):
@@ -164,7 +164,7 @@ def test_nan_values_are_skipped_by_the_plots_and_shown_as_n_a(qtbot, window, tmp
     assert [e["bound"] is None for e in run.evals] == [False, True]
     window.redraw(force=True)
     items = window.plots._items
-    assert list(items[(run.run_id, "bound", "total")].xData) == [3.0]  # the NaN evaluation is skipped
+    assert list(items[(run.run_id, "bound", "bound")].xData) == [3.0]  # the NaN evaluation is skipped
     assert list(items[(run.run_id, "gap", "test_kl")].xData) == [3.0]
     assert len(items[(run.run_id, "loss", "smooth")].xData) == 5  # 6 steps, the last one NaN
     assert "bound n/a" in window.samples.label.text() and "test KL n/a" in window.samples.label.text()
