@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             window.grab().save(str(args.screenshot))
             print(f"saved {args.screenshot}", file=sys.stderr)
             if args.quit_after_screenshot:
+                window.ask_before_close = False  # scripted: stop the run without asking
                 window.close()
         QTimer.singleShot(int(args.screenshot_after * 1000), shoot)
 

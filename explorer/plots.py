@@ -111,11 +111,10 @@ class MetricPlots(QWidget):
         self.graphics = TimedGraphicsLayoutWidget()
         self.plots: dict[str, pg.PlotItem] = {}
         self.log_boxes: dict[str, QCheckBox] = {}
-        self.keys: dict[str, pg.LabelItem] = {}
+        self.keys: dict[str, str] = {name: "" for name in PLOTS}  # which dash style is which curve, per plot
         for row, name in enumerate(PLOTS):
-            plot = self.graphics.addPlot(row=2 * row, col=0, title=TITLES[name])
-            key = self.graphics.addLabel("", row=2 * row + 1, col=0, size="8pt", color="#555")
-            self.plots[name], self.keys[name] = plot, key
+            plot = self.graphics.addPlot(row=row, col=0, title=TITLES[name])
+            self.plots[name] = plot
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
             plot.setClipToView(True)
@@ -133,6 +132,9 @@ class MetricPlots(QWidget):
         self.gap.setXLink(self.loss)
         self.note = QLabel("")
         self.note.setWordWrap(True)
+        self.key_label = QLabel("")  # below the plots, wrapped: a long line inside the plots would widen them
+        self.key_label.setWordWrap(True)
+        self.key_label.setStyleSheet("color: #555; font-size: 8pt;")
         self.cursor_label = QLabel(" ")
         self.cursor_label.setWordWrap(True)
         self.cursors = {}
@@ -149,6 +151,7 @@ class MetricPlots(QWidget):
         layout.addLayout(row2)
         layout.addWidget(self.note)
         layout.addWidget(self.graphics, stretch=1)
+        layout.addWidget(self.key_label)
         layout.addWidget(self.cursor_label)
         self._items: dict[tuple, pg.PlotDataItem] = {}
         self._curves: dict[tuple[int, str], list[Curve]] = {}
@@ -311,7 +314,9 @@ class MetricPlots(QWidget):
         for name, plot in self.plots.items():
             plot.setLabel("bottom", x_label)
             plot.setLabel("left", spec.y_unit if name != "gap" or spec.kind == "vae" else "")
-            self.keys[name].setText(style_key(spec, name, self.view) if runs else "")
+            self.keys[name] = style_key(spec, name, self.view) if runs else ""
+        self.key_label.setText("   ".join(f"<b>{TITLES[n]}</b> — {k}" for n, k in self.keys.items() if k))
+        self.key_label.setVisible(any(self.keys.values()))
 
     def fit_to_data(self) -> None:
         """Forget the user's zoom and fit every plot to its data again."""
@@ -340,6 +345,9 @@ class MetricPlots(QWidget):
                 new_x = None if old[0] == (0.0, planned) else (0.0, planned)
             else:
                 new_x = sticky_interval(old[0], x_lo, x_hi, anchor_zero=self.view.x_axis == "step")
+            rows = len(self._legend_rows[name])
+            if rows:  # room above the data for the legend, so that it does not cover the curves
+                y_hi = y_hi + (y_hi - y_lo) * min(0.6, 0.12 * rows)
             new_y = sticky_interval(old[1], y_lo, y_hi)
             if new_x is None and new_y is None:
                 continue

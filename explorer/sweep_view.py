@@ -173,11 +173,24 @@ class SweepView(QWidget):
         if self.near:
             self.legend.addItem(self.shade_key, "within 2 SE of the test minimum")
         self.caption.setText(stars + (f" — {entry.message}" if entry.message else ""))
-        self.plot.getViewBox().autoRange()
-        self.test_view.enableAutoRange()
-        self.test_view.autoRange()
+        self._fit(self.plot.getViewBox(), T, bound, sd0)
+        self._fit(self.test_view, T, test, 2 * se0)
         self._fill_members()
         self._draw_members()
+
+    @staticmethod
+    def _fit(box: pg.ViewBox, T: np.ndarray, y: np.ndarray, spread: np.ndarray) -> None:
+        """The curve and its band in view, with room above for the legend (it lists up to five entries)."""
+        lo, hi = y - spread, y + spread
+        keep = np.isfinite(lo) & np.isfinite(hi)
+        if not keep.any():
+            return
+        y0, y1 = float(lo[keep].min()), float(hi[keep].max())
+        span = (y1 - y0) or max(abs(y1), 1.0) * 0.1
+        box.setYRange(y0 - 0.05 * span, y1 + 0.6 * span, padding=0)
+        t0, t1 = float(T.min()), float(T.max())
+        pad = 0.05 * ((t1 - t0) or 1.0)
+        box.setXRange(t0 - pad, t1 + pad, padding=0)
 
     def _clicked(self, pts) -> None:
         if len(pts):

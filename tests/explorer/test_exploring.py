@@ -21,7 +21,7 @@ def test_five_runs_give_one_legend_entry_each_labelled_by_what_differs(qtbot, wi
         labels = window.plots.legend_entries(plot)
         assert labels == [f"#{r.run_id} T={r.config.T:g}" for r in runs]
         assert len(window.plots.plots[plot].legend.items) == 5
-    assert "dashed: score matching" in window.plots.keys["bound"].text
+    assert "dashed: score matching" in window.plots.keys["bound"]
     assert len({r.colour for r in runs}) == 5
     window.plots.focus.setChecked(True)  # the focused run's curves, told apart by colour
     window.redraw(force=True)
