@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.metrics.near_best import mean_se
 from core.training.config import DiffusionConfig
 from core.vae.config import VAEConfig
 
@@ -219,8 +220,6 @@ class Sweep(Entry):
             return {"T": [float(t) for t in s["T"]], "bound": [_num(v) for v in s["bound_mean"]],
                     "bound_sd": [_num(v) for v in s["bound_std"]], "test": [_num(v) for v in s[f"{metric}_mean"]],
                     "test_se": [_num(v) for v in s.get(f"{metric}_se", [None] * len(s["T"]))]}
-        from core.metrics.near_best import mean_se
-
         out: dict[str, list[float]] = {"T": [], "bound": [], "bound_sd": [], "test": [], "test_se": []}
         for T in self.Ts:
             finals = [ev for ev in self.finals.values() if abs(ev["T"] - T) < 1e-9]
@@ -274,8 +273,6 @@ class Selection(Entry):
 
     def table(self) -> dict[str, list[float]]:
         """The trained points in T order (one model each: no spread over seeds)."""
-        from core.metrics.near_best import mean_se
-
         key = self.spec.test_key
         pts = sorted(self.points, key=lambda p: p["T"])
         return {"T": [float(p["T"]) for p in pts], "bound": [_num(p.get("bound")) for p in pts],
