@@ -182,7 +182,10 @@ class MainWindow(QMainWindow):
         entry = self.runs.get(run_id)
         if entry is None:
             return
-        self.runs_table.update_run(entry)
+        if what == STEPS:
+            self.runs_table.update_progress(entry)
+        else:
+            self.runs_table.update_run(entry)
         if not entry.active and entry.finished_at and what == "status":
             self.statusBar().showMessage(f"{entry.name}: {entry.status}; files in {entry.folder}")
         parts = STALE.get(what, ())

@@ -108,6 +108,18 @@ class RunsTable(QTableWidget):
         if row is not None and self.currentRow() != row:
             self.selectRow(row)
 
+    def update_progress(self, run: Entry) -> None:
+        """The progress bar alone: cheap, done for every batch of steps (no cell changes, so no re-sort)."""
+        row = self.row_of(run.run_id)
+        if row is None:
+            return
+        bar: QProgressBar = self.cellWidget(row, PROGRESS)
+        value = int(run.progress * 1000)
+        text = f"{run.progress:.0%} {format_eta(run.eta_seconds())}".strip()
+        if bar.value() != value or bar.format() != text:
+            bar.setValue(value)
+            bar.setFormat(text)
+
     def update_run(self, run: Entry) -> None:
         row = self.row_of(run.run_id)
         if row is None:
