@@ -102,3 +102,34 @@ def test_bad_export_requests(run_dir, tmp_path):
         export_figure(run_dir, "loss", "jpg")
     with pytest.raises(ConfigError, match="no such"):
         export_figure(tmp_path / "missing", "loss", "pdf")
+
+
+def test_the_view_settings_reach_the_figure(run_dir, tmp_path):
+    """Smoothing, log-y and the terms mode, as the app's view state passes them (and the CLI's flags)."""
+    from core.export.figures import figure_table, load_source
+    from core.io.run_dir import read_run
+    from core.smoothing import debiased_ema
+
+    source = load_source(run_dir)
+    evals = read_run(run_dir).records("eval")
+    total, _ = figure_table(source, "bound", terms="total")
+    assert list(total) == ["step", "bound"]
+    stacked, meta = figure_table(source, "bound", terms="stacked")
+    assert meta["stacked"] is True
+    # the last stacked curve is the sum of all four terms, which is the bound itself
+    np.testing.assert_allclose(stacked["generator_scaled"], [r["bound"] for r in evals], rtol=1e-9)
+    np.testing.assert_allclose(stacked["score_matching"], [r["score_matching"] for r in evals])
+    with pytest.raises(ConfigError, match="terms must be one of"):
+        figure_table(source, "bound", terms="all")
+    paths = export_figure(run_dir, "loss", "svg", out=tmp_path / "loss.svg", smoothing=0.5, log_y=True)
+    script = paths["script"].read_text()
+    assert "'log_y': True" in script and "'smoothing': 0.5" in script and "'terms': 'terms'" in script
+    rows = read_csv(paths["csv"])
+    losses = np.array([float(r["loss"]) for r in rows])
+    np.testing.assert_allclose([float(r["loss_smoothed"]) for r in rows], debiased_ema(losses, 0.5), rtol=1e-9)
+    svg = ET.parse(paths["figure"]).getroot()
+    assert svg.tag.endswith("svg")
+    assert main(["export", str(run_dir), "--figure", "bound", "--format", "svg", "--out", str(tmp_path / "b.svg"),
+                 "--terms", "total", "--log-y"]) == 0
+    assert list(read_csv(tmp_path / "b.csv")[0]) == ["step", "bound"]
+    assert "'log_y': True" in (tmp_path / "b.py").read_text()
