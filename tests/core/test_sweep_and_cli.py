@@ -120,24 +120,11 @@ def test_a_sweep_is_a_directory_of_run_checkpoints_plus_its_summary(tiny_config,
     assert (tmp_path / "s" / "summary.json").exists()
 
 
-def test_sweep_progress_goes_on_when_the_member_that_reported_it_fails(tiny_config, tmp_path, monkeypatch):
+def test_sweep_progress_goes_on_when_the_member_that_reported_it_fails(tiny_config, tmp_path, diverge_last_member):
     # The last member of the group turns NaN at its third step; progress must still reach the last step.
     import core.sweep as sweep
-    import core.training.diffusion as training
 
-    real = training.dsm_terms
-    calls = []
-
-    def last_member_diverges(model, sde, x, T, gens):
-        losses, score_sq = real(model, sde, x, T, gens)
-        calls.append(1)
-        if len(calls) >= 3:
-            losses = losses.clone()
-            losses[-1] = float("nan")
-        return losses, score_sq
-
-    monkeypatch.setattr(training, "dsm_terms", last_member_diverges)
-    monkeypatch.setattr(sweep, "PROGRESS_SECONDS", 0.0)
+    diverge_last_member(after=3)
     cfg = tiny_config.with_(iters=8, eval_every=0)
     group = plan_sweep(cfg, [0.4, 0.8], [0], tmp_path / "s")
     (tmp_path / "s").mkdir()

@@ -293,22 +293,10 @@ def test_sweep_progress_events_carry_every_members_latest_loss(tmp_path, monkeyp
     json.dumps(progress)  # plain JSON: no NaN, no arrays
 
 
-def test_a_failed_members_loss_is_none_in_progress_events(tmp_path, monkeypatch):
+def test_a_failed_members_loss_is_none_in_progress_events(tmp_path, diverge_last_member):
     import core.sweep as sweep
-    import core.training.diffusion as training
 
-    real, calls = training.dsm_terms, []
-
-    def last_member_diverges(model, sde, x, T, gens):
-        losses, score_sq = real(model, sde, x, T, gens)
-        calls.append(1)
-        if len(calls) >= 2:
-            losses = losses.clone()
-            losses[-1] = float("nan")
-        return losses, score_sq
-
-    monkeypatch.setattr(training, "dsm_terms", last_member_diverges)
-    monkeypatch.setattr(sweep, "PROGRESS_SECONDS", 0.0)
+    diverge_last_member(after=2)
     group = sweep.plan_sweep(CFG.with_(iters=3, eval_every=0, trajectory_frames=0), [0.4, 0.8], [0], tmp_path / "s")
     (tmp_path / "s").mkdir()
     events = list(sweep.group_events(group))

@@ -111,42 +111,32 @@ def test_seeds_that_are_not_numbers_are_explained_in_plain_english(qtbot, form):
         form.run_button.click()
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("", "Seeds: the field is empty"),
-    ("0-x", "'x' in the range '0-x' is not a whole number"),
-    ("1.5", "'1.5' is not a whole number"),
-    ("4-0", "the range 4-0 runs backwards"),
-    ("-1", "-1 is negative"),
-    ("1,2,1", "1 appears more than once"),
-    ("0-5000", "more than 1,000 seeds"),
+@pytest.mark.parametrize("field, label, text, expected", [
+    ("seeds", "Seeds", "", "Seeds: the field is empty"),
+    ("seeds", "Seeds", "0-x", "'x' in the range '0-x' is not a whole number"),
+    ("seeds", "Seeds", "1.5", "'1.5' is not a whole number"),
+    ("seeds", "Seeds", "4-0", "the range 4-0 runs backwards"),
+    ("seeds", "Seeds", "-1", "-1 is negative"),
+    ("seeds", "Seeds", "1,2,1", "1 appears more than once"),
+    ("seeds", "Seeds", "0-5000", "more than 1,000 seeds"),
+    ("T", "Diffusion time T", "", "the field is empty"),
+    ("T", "Diffusion time T", "abc", "'abc' is not a number"),
+    ("T", "Diffusion time T", "0.6,x", "'x' is not a number"),
+    ("T", "Diffusion time T", "0.2:1.8", "has 2 parts"),
+    ("T", "Diffusion time T", "0.2:x:0.2", "'x' in the T grid"),
+    ("T", "Diffusion time T", "0.2:1.8:0", "needs a step above 0"),
+    ("T", "Diffusion time T", "1.8:0.2:0.2", "runs backwards"),
+    ("T", "Diffusion time T", "0.2:1000:0.01", "at most 1,000"),
+    ("T", "Diffusion time T", "0.6,0.6", "0.6 appears more than once"),
+    ("T", "Diffusion time T", "0", "0 is not allowed"),
+    ("T", "Diffusion time T", "10", "10 is too large"),
 ])
-def test_every_seeds_message_names_the_field_and_what_is_allowed(qtbot, form, text, expected):
-    type_into(qtbot, form.seeds, text)
+def test_every_seeds_and_t_message_names_the_field_and_what_is_allowed(qtbot, form, field, label, text, expected):
+    type_into(qtbot, getattr(form, field), text)
     message = form.error.text()
-    assert message.startswith("Seeds: ") and expected in message
+    assert message.startswith(f"{label}: ") and expected in message
     assert_plain(message)
-    assert form.invalid_fields() == ["seeds"] and not form.run_button.isEnabled()
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("", "the field is empty"),
-    ("abc", "'abc' is not a number"),
-    ("0.6,x", "'x' is not a number"),
-    ("0.2:1.8", "has 2 parts"),
-    ("0.2:x:0.2", "'x' in the T grid"),
-    ("0.2:1.8:0", "needs a step above 0"),
-    ("1.8:0.2:0.2", "runs backwards"),
-    ("0.2:1000:0.01", "at most 1,000"),
-    ("0.6,0.6", "0.6 appears more than once"),
-    ("0", "0 is not allowed"),
-    ("10", "10 is too large"),
-])
-def test_every_t_message_names_the_field_and_what_is_allowed(qtbot, form, text, expected):
-    type_into(qtbot, form.T, text)
-    message = form.error.text()
-    assert message.startswith("Diffusion time T: ") and expected in message
-    assert_plain(message)
-    assert form.invalid_fields() == ["T"] and not form.run_button.isEnabled()
+    assert form.invalid_fields() == [field] and not form.run_button.isEnabled()
 
 
 def test_a_missing_file_names_the_file_field(qtbot, form, tmp_path):

@@ -21,6 +21,7 @@ from explorer.model import (
 )
 from explorer.model.curves import build_curves, data_bounds, shown_runs, style_key
 from explorer.model.loading import load_entry
+from fake_records import fake_records
 
 
 def test_the_model_imports_no_qt():
@@ -34,18 +35,7 @@ def test_the_model_imports_no_qt():
 def make_run(run_id: int, config=None, evals: int = 2, steps: int = 10, **eval_values) -> TrainingRun:
     config = config or DiffusionConfig(T=0.2 * run_id)
     run = TrainingRun(run_id, f"#{run_id}", config, None, run_colour(run_id))
-    vae = isinstance(config, VAEConfig)
-    for s in range(1, steps + 1):
-        run.add_record({"kind": "step", "step": s, "loss": 1.0 / s, "wall": 0.1 * s, "epoch": 1 + (s - 1) // 5})
-    for k in range(1, evals + 1):
-        step = k * steps // evals
-        record = {"kind": "epoch" if vae else "eval", "step": step, "wall": 0.1 * step, "R": 2.0}
-        if vae:
-            record.update(epoch=k, bound_encoder_generator=50.0 + k, bound_encoder_only=40.0, test_curve=45.0,
-                          gap=5.0, rec_gap=1.0, neg_elbo_gap=2.0, rec_test=40.0, kl_test=5.0)
-        else:
-            record.update(bound=3.0 + k, score_matching=1.0, encoder_info=0.5, encoder_prior=0.25, generator=0.1,
-                          test_kl=0.4, test_kl_se=0.01, dsm_gap=0.02, dsm_test=0.6, **eval_values)
+    for record in fake_records(isinstance(config, VAEConfig), steps, evals, **eval_values):
         run.add_record(record)
     return run
 
