@@ -43,7 +43,7 @@ class SamplesPanel(QWidget):
         if run is not self._run:
             self._run, self._count, self._follow_latest = run, -1, True
             self.image_item.setVisible(False)
-            pts = training_points(run) if run is not None else None
+            pts = training_points(run, lambda r=run: self._points_ready(r)) if run is not None else None
             self.train_item.setData(pos=pts if pts is not None and pts.shape[1] == 2 else np.zeros((0, 2)))
         samples = run.samples if isinstance(run, TrainingRun) else []
         if len(samples) == self._count:
@@ -59,6 +59,12 @@ class SamplesPanel(QWidget):
         self._show_index(self.slider.value())
         if run is not None and run.is_sweep:
             self.label.setText("a sweep: see the Sweep tab, and the T slider for the samples at each grid T")
+
+    def _points_ready(self, run: Entry) -> None:
+        """The training points arrived from their worker: draw them if the run is still shown."""
+        if run is self._run:
+            pts = training_points(run)
+            self.train_item.setData(pos=pts if pts is not None and pts.shape[1] == 2 else np.zeros((0, 2)))
 
     def _show_index(self, index: int) -> None:
         run = self._run

@@ -20,7 +20,8 @@ from core.io.run_dir import read_run
 from .model import IMAGES, VAE, Entry, Selection, Sweep, TrainingRun
 from .model.text import fmt, metric_text
 from .samples_panel import MAX_GRID, as_images, image_grid
-from .training_points import training_points
+from .background import BackgroundCache
+from .training_points import loading_points, training_points
 
 ENCODER, TRAJECTORY = "Encoder E_T#P̂ (closed form)", "Generator trajectory (reverse SDE)"
 T_MAX = 2.0
@@ -74,7 +75,7 @@ class TExplorer(QWidget):
         self.view.currentIndexChanged.connect(lambda *_: self.update_view())
         self._run: Entry | None = None
         self._noise: np.ndarray | None = None
-        self._sample_cache: dict[tuple, np.ndarray | None] = {}
+        self._samples = BackgroundCache()
         self._drawn: tuple | None = None
 
     def set_run(self, run: Entry | None) -> None:
@@ -123,7 +124,11 @@ class TExplorer(QWidget):
         self.scatter.setData(pos=pts[:, :2], brush=pg.mkBrush(*run.colour, 150))
 
     def _show_encoder(self, run: TrainingRun, T: float) -> None:
-        pts = training_points(run)
+        pts = training_points(run, self.update_view)
+        if pts is None and loading_points(run):
+            self._clear()
+            self.caption.setText("loading the training points…")
+            return
         if pts is not None and run.kind == IMAGES:
             if self._noise is None or self._noise.shape != pts.shape:
                 self._noise = fixed_noise(pts.shape)
@@ -167,7 +172,8 @@ class TExplorer(QWidget):
                  if final else "")
         if samples is None:
             self._clear()
-            self.caption.setText(f"grid T = {nearest:g} (seed {seed}) has no samples yet")
+            self.caption.setText(f"grid T = {nearest:g} (seed {seed}): loading its samples…" if self._loading(run.folder / name)
+                                 else f"grid T = {nearest:g} (seed {seed}) has no samples yet")
             return
         self._show_points(run, samples)
         self.caption.setText(f"samples of the model at grid T = {nearest:g} (seed {seed}){score}")
@@ -187,20 +193,23 @@ class TExplorer(QWidget):
         self.caption.setText(f"model trained at T = {nearest['T']:g} (bound {fmt(nearest.get('bound'), '.3f')}, "
                              f"{metric_text(nearest)}); {done}")
 
-    def _grid_samples(self, folder: Path) -> np.ndarray | None:
+    def _sample_key(self, folder: Path) -> tuple | None:
         path = folder / "samples.safetensors"
         try:
-            key = (str(path), path.stat().st_mtime_ns)
+            return (str(path), path.stat().st_mtime_ns)
         except OSError:
             return None
-        if key not in self._sample_cache:
-            try:
-                samples = read_run(folder).samples
-                last = max(samples, key=lambda k: int(k.split("_")[1])) if samples else None
-                self._sample_cache[key] = samples[last] if last else None
-            except RunFileError:
-                self._sample_cache[key] = None
-        return self._sample_cache[key]
+
+    def _grid_samples(self, folder: Path) -> np.ndarray | None:
+        """The last samples of a sweep member or selection point, read on a worker (None until they arrive)."""
+        key = self._sample_key(folder)
+        if key is None:
+            return None
+        return self._samples.get(key, lambda: _last_samples(folder), self.update_view)
+
+    def _loading(self, folder: Path) -> bool:
+        key = self._sample_key(folder)
+        return key is not None and self._samples.loading(key)
 
     def _toggle_play(self, on: bool) -> None:
         self.play.setText("❚❚ Pause" if on else "▶ Play")
@@ -225,6 +234,16 @@ class TExplorer(QWidget):
         lo, hi = self.play_range()
         value = self.slider.value() + (hi - lo) / 100
         self.slider.setValue(lo if value > hi + 1e-9 or value < lo else value)  # loop
+
+
+def _last_samples(folder: Path) -> np.ndarray | None:
+    """The samples of a run folder's last evaluation (None when it has none or cannot be read)."""
+    try:
+        samples = read_run(folder).samples
+    except RunFileError:
+        return None
+    last = max(samples, key=lambda k: int(k.split("_")[1])) if samples else None
+    return samples[last] if last else None
 
 
 def _revision(run: Entry | None) -> tuple | None:

@@ -178,7 +178,7 @@ def test_a_sweep_from_the_form_shows_bound_against_T(qtbot, window):
     t = window.t_explorer
     t.slider.setValue(0.95)
     assert "grid T = 1" in t.caption.text()
-    assert len(t.scatter.getData()[0]) == 1000
+    qtbot.waitUntil(lambda: len(t.scatter.getData()[0]) == 1000, timeout=10_000)  # read on a worker
 
 
 @pytest.mark.slow
@@ -198,7 +198,7 @@ def test_select_T_by_bound_shows_points_as_they_are_evaluated(qtbot, window):
     t = window.t_explorer
     t.slider.setValue(sel["T_star"])
     assert f"T* = {sel['T_star']:g}" in t.caption.text()
-    assert len(t.scatter.getData()[0]) == 1000
+    qtbot.waitUntil(lambda: len(t.scatter.getData()[0]) == 1000, timeout=10_000)  # read on a worker
     assert run.status == "finished"
 
 
@@ -247,6 +247,7 @@ def test_an_image_diffusion_run_from_the_form(qtbot, window):
     t.view.setCurrentIndex(0)  # the encoder's view: encoded training images
     t.slider.setValue(0.3)
     t.update_view()
+    qtbot.waitUntil(t.image.isVisible, timeout=10_000)  # the training images are read on a worker
     assert t.image.isVisible() and t.image.image.shape == (4 * 9 - 1, 4 * 9 - 1)  # 16 images, 4 x 4
     form.dataset.setCurrentText("swissroll")
     assert form.preset.currentText() == "paper" and form.R.value() == 5 and form.n_steps.isEnabled()
