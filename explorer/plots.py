@@ -116,7 +116,7 @@ class MetricPlots(QWidget):
             plot = self.graphics.addPlot(row=row, col=0, title=TITLES[name])
             self.plots[name] = plot
             plot.showGrid(x=True, y=True, alpha=0.2)
-            plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
+            plot.addLegend(offset=(-10, 10), labelTextSize="8pt", brush=(0, 0, 0, 170))
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             plot.disableAutoRange()
@@ -315,7 +315,7 @@ class MetricPlots(QWidget):
             plot.setLabel("bottom", x_label)
             plot.setLabel("left", spec.y_unit if name != "gap" or spec.kind == "vae" else "")
             self.keys[name] = style_key(spec, name, self.view) if runs else ""
-        self.key_label.setText("   ".join(f"<b>{TITLES[n]}</b> — {k}" for n, k in self.keys.items() if k))
+        self.key_label.setText("<br>".join(f"<b>{TITLES[n]}</b> — {k}" for n, k in self.keys.items() if k))
         self.key_label.setVisible(any(self.keys.values()))
 
     def fit_to_data(self) -> None:

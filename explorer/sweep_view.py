@@ -37,7 +37,7 @@ class SweepView(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setLabel("bottom", "diffusion time T")
         self.plot.setLabel("left", "bound", color=f"rgb{BOUND_COLOUR}")
-        self.legend = self.plot.addLegend(offset=(10, 10), labelTextSize="8pt")
+        self.legend = self.plot.addLegend(offset=(10, 10), labelTextSize="8pt", brush=(0, 0, 0, 170))
         self.test_view = pg.ViewBox()
         self.plot.scene().addItem(self.test_view)
         self.plot.showAxis("right")
