@@ -107,6 +107,13 @@ class FileActions:
 
     def opened(self, path, state) -> None:
         """Show a loaded run under the next run number; clears an earlier error from the banner."""
+        same = next((e for e in self.window.runs if e.status == "loaded" and e.folder == state.folder
+                     and getattr(e, "checkpoint_path", None) == getattr(state, "checkpoint_path", None)), None)
+        if same is not None:  # already open: show it rather than a second copy
+            self.window.view.focused = same.run_id
+            self.window.clear_error()
+            self.window.statusBar().showMessage(f"{path} is already open as {same.name.split(' ', 1)[0]}")
+            return
         try:
             self.window.manager.add_loaded(state)
             self._remember(str(path))
@@ -274,6 +281,7 @@ class FileActions:
             log.error("export of %s failed", run.name, exc_info=(type(exc), exc, exc.__traceback__))
             self.window.show_error(f"Export failed: {error_text(exc)}")
             return None
+        self.window.clear_error()
         self.window.statusBar().showMessage(f"Exported {paths['figure']} with {paths['csv'].name} and {paths['script'].name}")
         return paths
 

@@ -223,12 +223,18 @@ class RunForm(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(advanced)
-        layout.addWidget(self.error)
-        layout.addWidget(self.warning)
+        layout.addStretch(1)
+        # The messages and buttons live in their own widget, which the window pins below the scrolling fields:
+        # Run stays in view at any window height.
+        self.actions = QWidget()
+        actions = QVBoxLayout(self.actions)
+        actions.setContentsMargins(6, 2, 6, 4)
+        actions.addWidget(self.error)
+        actions.addWidget(self.warning)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button, stretch=2)
         buttons.addWidget(self.select_button, stretch=1)
-        layout.addLayout(buttons)
+        actions.addLayout(buttons)
 
         for name in NUMBER_FIELDS:
             box = getattr(self, name)

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
 from .model import Entry
 from .model.text import fmt, format_eta
 
-COLUMNS = ("Show", "Run", "Status", "Progress", "Bound", "Test", "T", "m", "Wall (s)", "", "")
+COLUMNS = ("Show", "Run", "Status", "Progress", "Bound", "Test", "T", "m", "Wall (s)", "Stop", "Remove")
 SHOW, NAME, STATUS, PROGRESS, BOUND, TEST, T, M, WALL, STOP, REMOVE = range(len(COLUMNS))
 METRIC_COLUMNS = {BOUND: ("bound", ".4g"), TEST: ("test", ".4g"), T: ("T", "g"), M: ("m", "d"), WALL: ("wall", ".0f")}
 RUN_ID = Qt.ItemDataRole.UserRole
@@ -57,10 +57,10 @@ class RunsTable(QTableWidget):
         header.setStretchLastSection(False)
         for col in (SHOW, STATUS, STOP, REMOVE, T, M):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        self.setColumnWidth(NAME, 190)
-        self.setColumnWidth(PROGRESS, 110)
+        self.setColumnWidth(NAME, 150)
+        self.setColumnWidth(PROGRESS, 96)
         for col in (BOUND, TEST, WALL):
-            self.setColumnWidth(col, 64)
+            self.setColumnWidth(col, 58)
         self.setSortingEnabled(True)
         self.horizontalHeaderItem(TEST).setToolTip("the final test metric: test KL (points), BPD (images) or the "
                                                    "VAE's test curve")
@@ -141,8 +141,9 @@ class RunsTable(QTableWidget):
         for col, (key, fmt_spec) in METRIC_COLUMNS.items():
             item: NumberItem = self.item(row, col)
             item.set_value(metrics.get(key), fmt_spec)
-        self.item(row, TEST).setToolTip(spec.test_label)
-        self.item(row, BOUND).setToolTip(spec.bound_total[0].label + (" (at T* by bound)" if run.is_sweep else ""))
+        at = " (both at T* by bound)" if run.is_sweep else ""
+        self.item(row, BOUND).setToolTip(spec.bound_total[0].label + at)
+        self.item(row, TEST).setToolTip(spec.test_label + at)
         self.cellWidget(row, STOP).setEnabled(run.active)
         self.setSortingEnabled(sorting)
 

@@ -20,6 +20,8 @@ from .model.entries import _argmin
 from .model.palette import RUN_COLOURS
 
 BOUND_COLOUR, TEST_COLOUR, SHADE = (52, 101, 164), (204, 0, 0), (120, 120, 120, 45)
+SEED_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine,
+               Qt.PenStyle.DashDotDotLine)
 MEMBER_SERIES = (("loss", "training loss"), ("bound", "bound"), ("test", "test metric"))
 
 
@@ -61,6 +63,8 @@ class SweepView(QWidget):
         self.test_view.addItem(self.test_curve)
         self.star_bound = pg.ScatterPlotItem(size=18, symbol="star", brush=pg.mkBrush(*BOUND_COLOUR), pen=pg.mkPen("k"))
         self.star_test = pg.ScatterPlotItem(size=18, symbol="star", brush=pg.mkBrush(*TEST_COLOUR), pen=pg.mkPen("k"))
+        for star in (self.star_bound, self.star_test):
+            star.setZValue(20)  # above the curves' own markers
         self.plot.addItem(self.star_bound)
         self.test_view.addItem(self.star_test)
         self.shades: list[pg.LinearRegionItem] = []
@@ -134,7 +138,8 @@ class SweepView(QWidget):
         bound, sd = np.array(table["bound"], dtype=float), np.array(table["bound_sd"], dtype=float)
         test, se = np.array(table["test"], dtype=float), np.array(table["test_se"], dtype=float)
         self.title.setText(f"<b>{entry.name}</b> — bound (mean ± sd over seeds) and {spec.test_label} "
-                           f"(mean ± 2 SE) against T" + ("" if isinstance(entry, Sweep) else ": the trained points"))
+                           f"(mean ± 2 SE) against T" + ("" if isinstance(entry, Sweep) else ": the trained points")
+                           + ("" if len(T) else " — waiting for the first model to finish training"))
         self.plot.getAxis("right").setLabel(spec.test_label, color=f"rgb{TEST_COLOUR}")
         self.bound_curve.setData(*points(T, bound))
         self.test_curve.setData(*points(T, test))
@@ -173,8 +178,9 @@ class SweepView(QWidget):
         if self.near:
             self.legend.addItem(self.shade_key, "within 2 SE of the test minimum")
         self.caption.setText(stars + (f" — {entry.message}" if entry.message else ""))
-        self._fit(self.plot.getViewBox(), T, bound, sd0)
-        self._fit(self.test_view, T, test, 2 * se0)
+        if len(T):
+            self._fit(self.plot.getViewBox(), T, bound, sd0)
+            self._fit(self.test_view, T, test, 2 * se0)
         self._fill_members()
         self._draw_members()
 
@@ -255,6 +261,16 @@ class SweepView(QWidget):
         except ValueError:
             return None
 
+    def _member_seed(self, name: str) -> int:
+        """The member's seed index in the sweep's seed list (0 for a selection)."""
+        entry = self.entry
+        if isinstance(entry, Sweep) and "_seed" in name:
+            try:
+                return entry.seeds.index(int(name.rsplit("_seed", 1)[1]))
+            except ValueError:
+                return 0
+        return 0
+
     def _draw_members(self) -> None:
         checked = self.checked_members()
         for name in [n for n in self._member_items if n not in checked]:
@@ -266,7 +282,9 @@ class SweepView(QWidget):
             colour = RUN_COLOURS[Ts.index(T) % len(RUN_COLOURS)] if T in Ts else (100, 100, 100)
             focused = self.focused_T is not None and T is not None and abs(T - self.focused_T) < 1e-9
             faded = self.focused_T is not None and not focused
-            pen = pg.mkPen((*colour, 60) if faded else colour, width=3 if focused else 1.3)
+            seed = self._member_seed(name)  # the seeds of one T share its colour and differ by dash
+            pen = pg.mkPen((*colour, 60) if faded else colour, width=3 if focused else 1.3,
+                           style=SEED_STYLES[seed % len(SEED_STYLES)])
             item = self._member_items.get(name)
             if item is None:
                 item = self._member_items[name] = pg.PlotDataItem()

@@ -82,7 +82,12 @@ class TExplorer(QWidget):
         """Follow the focused entry (a run, a sweep or a selection); redraw when its evaluations changed."""
         if run is not self._run:
             self._run, self._noise, self._drawn = run, None, None
-            self.view.setEnabled(isinstance(run, TrainingRun))
+            self.view.setEnabled(isinstance(run, TrainingRun) and run.kind != VAE)
+            has_T = run is not None and run.kind != VAE  # T is a diffusion setting
+            self.slider.setEnabled(has_T)
+            self.play.setEnabled(has_T)
+            if not has_T:
+                self.play.setChecked(False)
             if isinstance(run, TrainingRun) and run.kind != VAE and run.frames is not None \
                     and self.view.currentText() == ENCODER and run.status == "loaded":
                 self.view.setCurrentText(TRAJECTORY)  # a reopened run: show what it stored

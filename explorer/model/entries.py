@@ -55,9 +55,11 @@ class Entry:
 
     @property
     def wall_seconds(self) -> float | None:
-        """Seconds the entry has run (so far, or in all when it finished); None for one read from disk."""
+        """Seconds the entry has run (so far, or in all when it finished); for one read from disk, its last
+        recorded wall time (None when there is none)."""
         if self.status == "loaded":
-            return None
+            walls = [w for w in getattr(self, "walls", []) if w == w]
+            return walls[-1] if walls else None
         return (self.finished_at or time.monotonic()) - self.started
 
     def eta_seconds(self) -> float | None:
@@ -236,9 +238,9 @@ class Sweep(Entry):
     def metrics(self) -> dict[str, float | None]:
         out = super().metrics()
         table = self.table()
-        if table["T"]:
+        if table["T"]:  # the bound's T*, with the bound and the test metric at that same T
             best = _argmin(table["bound"])
-            out.update(bound=table["bound"][best], test=min(table["test"], default=None), T=table["T"][best])
+            out.update(bound=table["bound"][best], test=table["test"][best], T=table["T"][best])
         else:
             out["T"] = None
         return out

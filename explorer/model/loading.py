@@ -29,12 +29,14 @@ def load_entry(path: str | Path) -> Entry:
     p = Path(path)
     if p.is_dir() and (p / "summary.json").exists():
         return load_sweep(p)
+    if p.is_dir() and not (p / CHECKPOINT_NAME).exists() and (p / "history.jsonl").exists():
+        return load_run_folder(p)  # a VAE run (no checkpoint yet) or a run stopped before its first evaluation
     if p.is_dir():
         p = p / CHECKPOINT_NAME
     ckpt = load_checkpoint(p)
     vae = ckpt.model == "vae"
     config = VAEConfig.from_dict(ckpt.config) if vae else DiffusionConfig.from_dict(ckpt.config)
-    run = TrainingRun(0, f"{p.parent.name}/{p.name}", config, p.parent, (0, 0, 0), status="loaded")
+    run = TrainingRun(0, opened_name(config, p.parent.name), config, p.parent, (0, 0, 0), status="loaded")
     run.checkpoint_path = p
     for record in ckpt.history:
         kind = record.get("kind")
@@ -54,6 +56,40 @@ def load_entry(path: str | Path) -> Entry:
         run.progress = min(1.0, run.steps[-1] / config.iters) if run.steps else 0.0
     if ckpt.notes:
         run.message = "; ".join([run.message, *ckpt.notes] if run.message else ckpt.notes)
+    return run
+
+
+def opened_name(config: DiffusionConfig | VAEConfig, where: str) -> str:
+    """A reopened run's name: what it is, then where it came from."""
+    what = f"VAE {config.data} m={config.m}" if isinstance(config, VAEConfig) else f"{config.data} m={config.m} T={config.T:g}"
+    return f"{what} seed={config.seed} (opened {where})"
+
+
+def load_run_folder(folder: Path) -> TrainingRun:
+    """A run folder without a checkpoint (a VAE run keeps none yet): its curves and samples, read-only."""
+    files = read_run(folder)
+    vae = files.meta.get("model") == "vae" or any(r.get("kind") == "epoch" for r in files.history)
+    try:
+        config = VAEConfig.from_dict(files.config) if vae else DiffusionConfig.from_dict(files.config)
+    except (KeyError, TypeError, ValueError, InfoGenError) as exc:
+        raise RunFileError(f"{folder / 'config.json'}: not a run's settings ({exc})") from None
+    run = TrainingRun(0, opened_name(config, folder.name), config, folder, (0, 0, 0), status="loaded")
+    samples = {int(k.split("_")[1]): v for k, v in files.samples.items()}
+    for record in files.history:
+        kind = record.get("kind")
+        if kind == "step":
+            run.add_record(record)
+        elif kind == ("epoch" if vae else "eval"):
+            run.evals.append(record)
+            run.samples.append(samples.get(record["step"], np.zeros((0, 2), np.float32)))
+    if getattr(files, "trajectory", None) is not None:
+        run.frames, run.frame_times = files.trajectory
+    run.status = "loaded"
+    run.message = "opened from its run folder (no checkpoint: it cannot be resumed)"
+    if vae:
+        run.progress = min(1.0, run.evals[-1]["epoch"] / config.epochs) if run.evals else 0.0
+    else:
+        run.progress = min(1.0, run.steps[-1] / config.iters) if run.steps else 0.0
     return run
 
 

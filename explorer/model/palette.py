@@ -9,8 +9,9 @@ RUN_COLOURS = (
     (152, 223, 138), (255, 152, 150), (197, 176, 213), (196, 156, 148), (247, 182, 210), (199, 199, 199),
     (219, 219, 141), (158, 218, 229),
 )
-# Focused-run mode tells a run's curves apart by colour (Okabe-Ito, readable by colour-blind readers).
-TERM_COLOURS = ((0, 0, 0), (0, 114, 178), (230, 159, 0), (0, 158, 115), (204, 121, 167), (213, 94, 0), (86, 180, 233))
+# Focused-run mode tells a run's curves apart by colour: near-white for the main curve, then Okabe-Ito colours
+# (readable by colour-blind readers), all visible on the plots' dark background.
+TERM_COLOURS = ((235, 235, 235), (86, 180, 233), (230, 159, 0), (0, 158, 115), (204, 121, 167), (213, 94, 0), (240, 228, 66))
 
 
 def run_colour(run_id: int) -> tuple[int, int, int]:

@@ -293,6 +293,7 @@ def test_at_1024_by_700_the_form_run_button_plots_and_slider_stay_usable(qtbot, 
     qtbot.wait(200)
     button = window.form.run_button
     assert button.isVisible() and button.isEnabled()
+    assert button.visibleRegion().boundingRect().size() == button.size()  # wholly in view, not scrolled away
     assert window.form.m.visibleRegion().boundingRect().width() >= 60  # the inputs are shown, not just labels
     assert window.plots.width() >= window.plots.minimumSizeHint().width() and window.t_explorer.slider.width() >= 200
     main = window.splitters["main"]

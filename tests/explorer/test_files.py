@@ -36,6 +36,9 @@ def test_a_run_autosaves_a_checkpoint_that_opens_with_its_curves_and_samples(qtb
     assert len(items[(opened.run_id, "bound", "bound")].xData) == 2
     assert len(window.samples.gen_item.getData()[0]) == 1000
     assert str(ckpt) in window.files.recent()
+    window.files.open_path(ckpt)  # already open: focused, not added twice
+    qtbot.waitUntil(lambda: "already open" in window.statusBar().currentMessage(), timeout=30_000)
+    assert len(window.runs) == 2 and window.selected_run is opened
 
 
 def test_opening_a_bad_file_shows_why_and_keeps_the_app_usable(qtbot, window, tmp_path):

@@ -58,7 +58,7 @@ def test_m_of_1_stays_in_the_field_is_marked_and_cannot_be_run(qtbot, form):
     message = form.error.text()
     assert "Training points m" in message and "1 is too small" in message and "at least 2" in message
     assert_plain(message)
-    assert form.error.isVisibleTo(form)
+    assert form.error.isVisibleTo(form.actions)
     assert not form.run_button.isEnabled() and not form.select_button.isEnabled()
     with qtbot.assertNotEmitted(form.run_requested), qtbot.assertNotEmitted(form.select_requested):
         qtbot.mouseClick(form.run_button, Qt.MouseButton.LeftButton)
@@ -69,7 +69,7 @@ def test_m_of_1_stays_in_the_field_is_marked_and_cannot_be_run(qtbot, form):
 
     type_into(qtbot, form.m, "64")
     assert form.invalid_fields() == [] and form.m.styleSheet() == form.row_labels["m"].styleSheet() == ""
-    assert form.error.text() == "" and not form.error.isVisibleTo(form)
+    assert form.error.text() == "" and not form.error.isVisibleTo(form.actions)
     assert form.run_button.isEnabled() and form.select_button.isEnabled()
     with qtbot.waitSignal(form.run_requested, timeout=1000) as signal:
         qtbot.mouseClick(form.run_button, Qt.MouseButton.LeftButton)
@@ -160,14 +160,14 @@ def test_evaluating_less_often_than_the_run_is_long_warns_but_runs(qtbot, form):
     type_into(qtbot, form.iters, "100")
     type_into(qtbot, form.eval_every, "500")
     assert form.error.text() == "" and form.run_button.isEnabled()
-    assert form.warning.isVisibleTo(form)
+    assert form.warning.isVisibleTo(form.actions)
     assert "Evaluate every: 500 is more than the 100 iterations" in form.warning.text()
     assert "only once, at the end" in form.warning.text()
     with qtbot.waitSignal(form.run_requested, timeout=1000) as signal:
         form.run_button.click()
     assert signal.args[0].iters == 100 and signal.args[0].eval_every == 500  # as typed, nothing replaced
     type_into(qtbot, form.eval_every, "50")
-    assert form.warning.text() == "" and not form.warning.isVisibleTo(form)
+    assert form.warning.text() == "" and not form.warning.isVisibleTo(form.actions)
 
 
 def test_t_beyond_the_papers_grids_warns_but_runs(qtbot, form):

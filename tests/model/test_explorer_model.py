@@ -216,3 +216,22 @@ def test_a_reopened_checkpoint_has_its_curves_samples_and_trajectory(tmp_path):
     np.testing.assert_array_equal(run.frame_times, last["frame_times"])
     curves = build_curves([run], ViewState(kind=POINTS))
     assert {c.key for c in curves if c.plot == "bound"} >= {"bound", "generator"}
+
+
+def test_a_vae_run_folder_reopens_without_a_checkpoint(tmp_path):
+    from core.vae.train import train_vae
+
+    cfg = VAEConfig(data="digits", m=200, n_test=50, epochs=2, preset="small", logpx_every=0)
+    with RunRecorder(tmp_path / "vae", cfg.as_dict(), model="vae") as recorder:
+        for record in train_vae(cfg):
+            recorder.write(record)
+    run = load_entry(tmp_path / "vae")
+    assert run.kind == VAE and run.status == "loaded" and [e["epoch"] for e in run.evals] == [1, 2]
+    assert len(run.samples) == 2 and run.samples[-1].ndim >= 2 and "cannot be resumed" in run.message
+    assert run.name.startswith("VAE digits m=200 seed=0 (opened vae)")
+    assert run.metrics()["wall"] == run.walls[-1] > 0
+
+
+def test_focused_run_colours_are_visible_on_the_dark_plots():
+    # every colour differs clearly from the plots' black background (its brightest channel above 150)
+    assert all(max(colour) > 150 for colour in TERM_COLOURS)
