@@ -9,8 +9,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QEventLoop
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QInputDialog, QMenu,
 )
 from superqt.utils import thread_worker
@@ -240,7 +242,7 @@ class FileActions:
             force = self.confirm_export_targets(target, formats.currentText())
             if force is not None:
                 self.export(run, figures.currentText(), formats.currentText(), width.value(), dpi.value(), target,
-                            force=force)
+                            force=force, wait=False)
 
     def confirm_export_targets(self, target: str | Path, fmt: str) -> bool | None:
         """Whether the export may overwrite (True), needs not (False), or was cancelled (None). The file dialog
@@ -269,19 +271,31 @@ class FileActions:
         return bool(present)
 
     def export(self, run, figure: str, fmt: str, width_in: float, dpi: float, target: str | Path,
-               force: bool = False) -> dict | None:
-        """Export; existing files are replaced only with ``force`` (after the user confirmed), symbolic links
-        never (core.export.figures)."""
+               force: bool = False, wait: bool = True) -> dict | None:
+        """Export with the view's smoothing, log-y and terms mode; existing files are replaced only with ``force``
+        (after the user confirmed), symbolic links never (core.export.figures). The run's files are read and the
+        figure drawn on a worker thread; ``wait`` (scripts, tests) blocks until it is done and returns the paths,
+        otherwise the status bar reports when it is."""
         source = run.folder if (run.folder / "history.jsonl").exists() or run.is_sweep else run.checkpoint_path
-        try:
-            view = self.window.view  # the figure shows what the screen shows
-            paths = export_figure(source, figure, fmt, width_in, dpi, target, smoothing=view.smoothing,
-                                  log_y=figure in view.log_y, terms=view.terms_mode, force=force)
-        except Exception as exc:  # noqa: BLE001
-            log.error("export of %s failed", run.name, exc_info=(type(exc), exc, exc.__traceback__))
-            self.window.show_error(f"Export failed: {error_text(exc)}")
-            return None
+        view = self.window.view  # the figure shows what the screen shows
+        settings = dict(smoothing=view.smoothing, log_y=figure in view.log_y, terms=view.terms_mode, force=force)
+        done: dict = {}
+        worker = thread_worker(export_figure, start_thread=False, ignore_errors=True)(
+            source, figure, fmt, width_in, dpi, target, **settings)
+        worker.returned.connect(lambda paths: done.update(paths=paths) or self._exported(paths))
+        worker.errored.connect(lambda exc: done.update(error=exc) or self._export_failed(run, exc))
+        self.window.statusBar().showMessage(f"Exporting {figure} of {run.name}…")
+        worker.start()
+        if wait:
+            while not done:
+                QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        return done.get("paths")
+
+    def _exported(self, paths: dict) -> None:
         self.window.clear_error()
         self.window.statusBar().showMessage(f"Exported {paths['figure']} with {paths['csv'].name} and {paths['script'].name}")
-        return paths
+
+    def _export_failed(self, run, exc: BaseException) -> None:
+        log.error("export of %s failed", run.name, exc_info=(type(exc), exc, exc.__traceback__))
+        self.window.show_error(f"Export failed: {error_text(exc)}")
 

@@ -48,5 +48,7 @@ def test_the_export_dialog_replaces_nothing_unless_confirmed(qtbot, window, tmp_
     assert window.files.export(run, "bound", "pdf", 3.25, 300, target) is None
     assert "already exists" in window.banner.text() and (tmp_path / "bound.csv").read_text() == "mine\n"
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    window.files.export_dialog("bound")
+    window.files.export_dialog("bound")  # the export runs on a worker: the status bar says when it is done
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith("Exported"), timeout=30_000)
     assert target.exists() and (tmp_path / "bound.csv").read_text().startswith("step,bound")
+    assert not window.banner.isVisible()  # the earlier refusal's banner is gone
