@@ -23,7 +23,7 @@ from core.export.figures import FORMATS, RUN_FIGURES, SWEEP_FIGURES, export_figu
 from core.io.atomic import atomic_write_bytes
 
 from .app_settings import settings
-from .model import VAE, TrainingRun
+from .model import TrainingRun
 from .model.loading import load_entry
 
 if TYPE_CHECKING:
@@ -190,8 +190,8 @@ class FileActions:
         if run is None:
             self.window.show_error("Select a run to resume.")
             return
-        if run.kind == VAE:
-            self.window.show_error(f"Cannot resume {run.name}: VAE runs cannot be resumed (their files hold no "
+        if not run.spec.resumable:
+            self.window.show_error(f"Cannot resume {run.name}: {run.spec.title} runs cannot be resumed (their files hold no "
                                    "optimizer state yet); train a new run with more epochs.")
             return
         if iters is None:

@@ -259,10 +259,11 @@ class MetricPlots(QWidget):
             item._look = look
             item.setPen(pen)
             if c.symbol:
+                markers_only = pen is None  # e.g. the held-out loss: outlined, so they stand out on the curve
                 item.setSymbol(c.symbol)
-                item.setSymbolSize(6)
+                item.setSymbolSize(8 if markers_only else 6)
                 item.setSymbolBrush(pg.mkBrush(*c.colour[:3]))
-                item.setSymbolPen(None)
+                item.setSymbolPen(pg.mkPen((255, 255, 255), width=1.2) if markers_only else None)
             else:
                 item.setSymbol(None)
         return item
@@ -313,7 +314,7 @@ class MetricPlots(QWidget):
         x_label = "wall time (s)" if self.view.x_axis == "wall" else spec.x_label
         for name, plot in self.plots.items():
             plot.setLabel("bottom", x_label)
-            plot.setLabel("left", spec.y_unit if name != "gap" or spec.kind == "vae" else "")
+            plot.setLabel("left", spec.gap_unit if name == "gap" else spec.y_unit)
             self.keys[name] = style_key(spec, name, self.view) if runs else ""
         self.key_label.setText("<br>".join(f"<b>{TITLES[n]}</b> — {k}" for n, k in self.keys.items() if k))
         self.key_label.setVisible(any(self.keys.values()))
@@ -404,7 +405,7 @@ class MetricPlots(QWidget):
         if len(ex):
             ev = run.evals[int(np.nanargmin(np.abs(ex - x))) if np.isfinite(ex).any() else 0]
             spec = run.spec
-            where = f"epoch {ev.get('epoch')}" if spec.kind == "vae" else f"eval @ {ev.get('step')}"
+            where = spec.eval_where.format(epoch=ev.get("epoch"), step=ev.get("step"))
             main = spec.bound_total[0]
             parts.append(f"{where}: {main.label} {fmt(ev.get(main.key), '.3f')}, "
                          f"{metric_text(ev, spec.test_key, spec.test_label)}")

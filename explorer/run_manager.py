@@ -90,8 +90,8 @@ class RunManager(QObject):
         run = self.runs[run_id]
         if not isinstance(run, TrainingRun):
             raise ConfigError("only a single run can be resumed; a sweep's members are runs of their own")
-        if run.kind == "vae":
-            raise ConfigError("VAE runs cannot be resumed: their checkpoints hold no optimizer state yet")
+        if not run.spec.resumable:
+            raise ConfigError(f"{run.spec.title} runs cannot be resumed: their files hold no optimizer state yet")
         if run.active:
             raise ConfigError(f"{run.name} is still running")
         path = Path(run.checkpoint_path or run.folder / CHECKPOINT_NAME)

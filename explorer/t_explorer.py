@@ -17,7 +17,7 @@ from core.encoder_view import encoder_view, encoder_view_images, fixed_noise
 from core.errors import RunFileError
 from core.io.run_dir import read_run
 
-from .model import IMAGES, VAE, Entry, Selection, Sweep, TrainingRun
+from .model import IMAGES, Entry, Selection, Sweep, TrainingRun
 from .model.text import fmt, metric_text
 from .samples_panel import MAX_GRID, as_images, image_grid
 from .background import BackgroundCache
@@ -82,13 +82,13 @@ class TExplorer(QWidget):
         """Follow the focused entry (a run, a sweep or a selection); redraw when its evaluations changed."""
         if run is not self._run:
             self._run, self._noise, self._drawn = run, None, None
-            self.view.setEnabled(isinstance(run, TrainingRun) and run.kind != VAE)
-            has_T = run is not None and run.kind != VAE  # T is a diffusion setting
+            has_T = run is not None and run.spec.has_T  # T is a diffusion setting
+            self.view.setEnabled(isinstance(run, TrainingRun) and has_T)
             self.slider.setEnabled(has_T)
             self.play.setEnabled(has_T)
             if not has_T:
                 self.play.setChecked(False)
-            if isinstance(run, TrainingRun) and run.kind != VAE and run.frames is not None \
+            if isinstance(run, TrainingRun) and has_T and run.frames is not None \
                     and self.view.currentText() == ENCODER and run.status == "loaded":
                 self.view.setCurrentText(TRAJECTORY)  # a reopened run: show what it stored
         revision = _revision(run)
@@ -99,9 +99,10 @@ class TExplorer(QWidget):
     def update_view(self) -> None:
         """Redraw the scatter for the slider's T (cheap: no sampling)."""
         run, T = self._run, float(self.slider.value())
-        if run is None or run.kind == VAE:
+        if run is None or not run.spec.has_T:
             self._clear()
-            self.caption.setText("select a run" if run is None else "T is a diffusion setting: a VAE run has no T views")
+            self.caption.setText("select a run" if run is None else
+                                 f"T is a diffusion setting: a {run.spec.title} run has no T views")
             return
         if isinstance(run, Sweep):
             self._show_sweep_samples(run, T)
@@ -227,7 +228,7 @@ class TExplorer(QWidget):
         """What Play loops over: the run's own T range (0 to its T; a sweep's grid), else the whole slider."""
         lo, hi = self.slider.minimum(), self.slider.maximum()
         run = self._run
-        if run is None or run.kind == VAE:
+        if run is None or not run.spec.has_T:
             return lo, hi
         if isinstance(run, Sweep):
             return (min(run.Ts), max(run.Ts)) if run.Ts else (lo, hi)

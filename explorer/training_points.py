@@ -10,7 +10,7 @@ import numpy as np
 from core.training.config import load_run_data
 
 from .background import BackgroundCache
-from .model import VAE, Entry
+from .model import Entry
 
 _cache = BackgroundCache()
 
@@ -19,7 +19,7 @@ def training_points(run: Entry, ready: Callable[[], None] = lambda: None) -> np.
     """(m, d) float32 training points of the run's first seed; None while they load (``ready`` is called when
     they are there) or when they cannot be loaded."""
     cfg = run.config
-    if run.kind == VAE:
+    if not run.spec.has_T:  # a VAE: its T views, which draw these, do not apply
         return None
     key = (cfg.data, cfg.data_path, cfg.m, cfg.n_test, cfg.seed)
     return _cache.get(key, lambda: load_run_data(cfg)[0], ready)
@@ -27,4 +27,4 @@ def training_points(run: Entry, ready: Callable[[], None] = lambda: None) -> np.
 
 def loading_points(run: Entry) -> bool:
     cfg = run.config
-    return run.kind != VAE and _cache.loading((cfg.data, cfg.data_path, cfg.m, cfg.n_test, cfg.seed))
+    return run.spec.has_T and _cache.loading((cfg.data, cfg.data_path, cfg.m, cfg.n_test, cfg.seed))

@@ -46,6 +46,10 @@ class CurveSpec:
     test_key: str          # the test metric, with "<key>_se" its Monte Carlo standard error when recorded
     test_label: str
     scaled_terms: tuple[str, ...] = ()  # terms that enter the bound multiplied by sqrt(2) R
+    gap_unit: str = ""     # the gap plot's y unit (its curves differ in unit for diffusion: none is shown)
+    eval_where: str = "eval @ {step}"  # where an evaluation sits, for the cursor read-out
+    has_T: bool = True     # a diffusion time: the T slider's views apply
+    resumable: bool = True  # its checkpoint holds the optimizer state to continue training
 
     def held_out(self, record: dict) -> float:
         """The held-out loss of an evaluation record (NaN where it was not recorded)."""
@@ -92,7 +96,8 @@ SPECS = {
         (Series("bound_encoder_only", "encoder-only bound", "dash"), Series("test_curve", "test curve", "dot")),
         (Series("gap", "test curve − encoder-only bound", "solid", main=True),
          Series("rec_gap", "rec test − train", "dash"), Series("neg_elbo_gap", "−ELBO test − train", "dot")),
-        "test_curve", "test curve",
+        "test_curve", "test curve", gap_unit="nats per image", eval_where="epoch {epoch}", has_T=False,
+        resumable=False,
     ),
 }
 
