@@ -36,24 +36,8 @@ def load_entry(path: str | Path) -> Entry:
     ckpt = load_checkpoint(p)
     vae = ckpt.model == "vae"
     config = VAEConfig.from_dict(ckpt.config) if vae else DiffusionConfig.from_dict(ckpt.config)
-    run = TrainingRun(0, opened_name(config, p.parent.name), config, p.parent, (0, 0, 0), status="loaded")
+    run = opened_run(config, p.parent, ckpt.history, ckpt.samples, ckpt.trajectory)
     run.checkpoint_path = p
-    for record in ckpt.history:
-        kind = record.get("kind")
-        if kind == "step":
-            run.add_record(record)
-        elif kind == ("epoch" if vae else "eval"):
-            run.evals.append(record)
-            run.samples.append(ckpt.samples.get(record["step"], np.zeros((0, 2), np.float32)))
-        elif kind == "error":
-            run.message = record["message"]
-    if ckpt.trajectory is not None:
-        run.frames, run.frame_times = ckpt.trajectory
-    run.status = "loaded"
-    if vae:
-        run.progress = min(1.0, run.evals[-1]["epoch"] / config.epochs) if run.evals else 0.0
-    else:
-        run.progress = min(1.0, run.steps[-1] / config.iters) if run.steps else 0.0
     if ckpt.notes:
         run.message = "; ".join([run.message, *ckpt.notes] if run.message else ckpt.notes)
     return run
@@ -65,6 +49,30 @@ def opened_name(config: DiffusionConfig | VAEConfig, where: str) -> str:
     return f"{what} seed={config.seed} (opened {where})"
 
 
+def opened_run(config: DiffusionConfig | VAEConfig, folder: Path, history: list[dict], samples: dict[int, np.ndarray],
+               trajectory: tuple[np.ndarray, np.ndarray] | None) -> TrainingRun:
+    """A run read from disk: its history folded as it was recorded, each evaluation with its stored samples."""
+    run = TrainingRun(0, opened_name(config, folder.name), config, folder, (0, 0, 0))
+    evaluation = "epoch" if isinstance(config, VAEConfig) else "eval"
+    for record in history:
+        kind = record.get("kind")
+        if kind == "step":
+            run.add_record(record)
+        elif kind == evaluation:
+            stored = samples.get(record["step"], np.zeros((0, 2), np.float32))
+            run.add_record({**record, "samples": stored})
+        elif kind == "error":
+            run.message = record["message"]
+    if trajectory is not None:
+        run.frames, run.frame_times = trajectory
+    run.status, run.finished_at = "loaded", None
+    if isinstance(config, VAEConfig):
+        run.progress = min(1.0, run.evals[-1]["epoch"] / config.epochs) if run.evals else 0.0
+    else:
+        run.progress = min(1.0, run.steps[-1] / config.iters) if run.steps else 0.0
+    return run
+
+
 def load_run_folder(folder: Path) -> TrainingRun:
     """A run folder without a checkpoint (a VAE run keeps none yet): its curves and samples, read-only."""
     files = read_run(folder)
@@ -73,23 +81,9 @@ def load_run_folder(folder: Path) -> TrainingRun:
         config = VAEConfig.from_dict(files.config) if vae else DiffusionConfig.from_dict(files.config)
     except (KeyError, TypeError, ValueError, InfoGenError) as exc:
         raise RunFileError(f"{folder / 'config.json'}: not a run's settings ({exc})") from None
-    run = TrainingRun(0, opened_name(config, folder.name), config, folder, (0, 0, 0), status="loaded")
     samples = {int(k.split("_")[1]): v for k, v in files.samples.items()}
-    for record in files.history:
-        kind = record.get("kind")
-        if kind == "step":
-            run.add_record(record)
-        elif kind == ("epoch" if vae else "eval"):
-            run.evals.append(record)
-            run.samples.append(samples.get(record["step"], np.zeros((0, 2), np.float32)))
-    if getattr(files, "trajectory", None) is not None:
-        run.frames, run.frame_times = files.trajectory
-    run.status = "loaded"
+    run = opened_run(config, folder, files.history, samples, files.trajectory)
     run.message = "opened from its run folder (no checkpoint: it cannot be resumed)"
-    if vae:
-        run.progress = min(1.0, run.evals[-1]["epoch"] / config.epochs) if run.evals else 0.0
-    else:
-        run.progress = min(1.0, run.steps[-1] / config.iters) if run.steps else 0.0
     return run
 
 
