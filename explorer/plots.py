@@ -20,7 +20,7 @@ from superqt import QLabeledDoubleSlider
 from core.smoothing import MAX_WEIGHT
 
 from .model import PLOTS, SPECS, Entry, TrainingRun, ViewState
-from .model.curves import Curve, build_curves, data_bounds, eval_x, loss_x, shown_runs, style_key
+from .model.curves import Curve, build_curves, data_bounds, eval_x, log_ticks, loss_x, shown_runs, style_key
 from .model.kinds import KINDS
 from .model.labels import legend_labels
 from .model.text import fmt, metric_text
@@ -123,6 +123,7 @@ class MetricPlots(QWidget):
             plot.hideButtons()
             cache_axes(plot)
             plot.vb.sigRangeChangedManually.connect(lambda *_, n=name: self._user_zoomed.add(n))
+            plot.vb.sigYRangeChanged.connect(lambda *_, n=name: self._label_log_axis(n))
             box = QCheckBox(name)
             box.toggled.connect(lambda on, n=name: view.set_log_y(n, on))
             row2.addWidget(box)
@@ -199,6 +200,7 @@ class MetricPlots(QWidget):
                     plot.setLogMode(y=on)
                     self._ranges.pop(plot_name, None)
                     self._user_zoomed.discard(plot_name)
+                    self._label_log_axis(plot_name)
         if name in ("x_axis", "kind"):
             self._ranges.clear()
             self._user_zoomed.clear()
@@ -206,6 +208,15 @@ class MetricPlots(QWidget):
             return  # the window redraws what these change
         if name != "focused" or self.view.focus_mode:
             self.refresh(self._entries, force=True)
+
+    def _label_log_axis(self, name: str) -> None:
+        """A log y axis gets a few readable labels (log_ticks); a linear one, pyqtgraph's own."""
+        axis = self.plots[name].getAxis("left")
+        if name not in self.view.log_y:
+            axis.setTicks(None)
+            return
+        lo, hi = self.plots[name].vb.viewRange()[1]
+        axis.setTicks([log_ticks(lo, hi), []])
 
     # -- drawing -------------------------------------------------------------------------------------
     def refresh(self, entries: list[Entry], force: bool = False, which: tuple[str, ...] = PLOTS) -> None:
@@ -284,6 +295,7 @@ class MetricPlots(QWidget):
                     if c.plot == name and c.legend is not None and (c.run_id, c.plot, c.key) in self._items]
             if [(id(i), t) for i, t in rows] != [(id(i), t) for i, t in self._legend_rows[name]]:
                 plot.legend.clear()
+                plot.legend.setColumnCount(1 if len(rows) <= 2 else 2 if len(rows) <= 8 else 3)  # short, so it fits
                 for item, text in rows:
                     plot.legend.addItem(item, text)
                 self._legend_rows[name] = rows
@@ -346,9 +358,10 @@ class MetricPlots(QWidget):
                 new_x = None if old[0] == (0.0, planned) else (0.0, planned)
             else:
                 new_x = sticky_interval(old[0], x_lo, x_hi, anchor_zero=self.view.x_axis == "step")
-            rows = len(self._legend_rows[name])
+            entries = len(self._legend_rows[name])
+            rows = entries if entries <= 2 else -(-entries // (2 if entries <= 8 else 3))
             if rows:  # room above the data for the legend, so that it does not cover the curves
-                y_hi = y_hi + (y_hi - y_lo) * min(0.6, 0.12 * rows)
+                y_hi = y_hi + (y_hi - y_lo) * min(0.6, 0.15 * rows)
             new_y = sticky_interval(old[1], y_lo, y_hi)
             if new_x is None and new_y is None:
                 continue
@@ -378,10 +391,13 @@ class MetricPlots(QWidget):
             plot.setXRange(0.0, planned, padding=0)
 
     def _planned_x(self) -> float | None:
-        """The x extent of the shown runs when it is known up front: their planned steps (epochs for a VAE)."""
+        """The x extent of the shown runs while any of them trains, known up front: their planned steps (epochs for
+        a VAE)."""
         if self.view.x_axis != "step":
             return None
         runs = shown_runs(self._entries, self.view)
+        if not any(r.active for r in runs):
+            return None  # finished, stopped or reopened runs: fit their data, not what they had planned
         planned = [None if r.planned_steps is None else r.planned_steps / r.steps_per_epoch for r in runs]
         if not planned or any(p is None for p in planned):
             return None

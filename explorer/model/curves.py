@@ -188,3 +188,32 @@ def data_bounds(curves: list[Curve], plot: str, log_y: bool) -> tuple[tuple[floa
     if not len(x) or not len(y):
         return None
     return (float(x.min()), float(x.max())), (float(y.min()), float(y.max()))
+
+
+def log_ticks(lo: float, hi: float, max_labels: int = 6) -> list[tuple[float, str]]:
+    """Labelled ticks for a log axis showing log10 values lo..hi: (position, text) for the decades, or the
+    1-2-5 values, or every 1..9 multiple, whichever gives at least two labels without exceeding ``max_labels``
+    (pyqtgraph labels every minor tick, and they crowd into each other)."""
+    import math
+
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return []
+    first, last = math.floor(lo), math.ceil(hi)
+    best: list[tuple[float, str]] = []
+    for mantissas in ((1,), (1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = []
+        for decade in range(first, last + 1):
+            for k in mantissas:
+                value = k * 10.0**decade
+                position = math.log10(value)
+                if lo <= position <= hi:
+                    ticks.append((position, f"{value:g}"))
+        if len(ticks) > max_labels:
+            if mantissas == (1,):  # many decades: every k-th one
+                step = math.ceil(len(ticks) / max_labels)
+                best = ticks[::step]
+            break
+        best = ticks
+        if len(ticks) >= 2:
+            break
+    return best

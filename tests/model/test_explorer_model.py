@@ -235,3 +235,13 @@ def test_a_vae_run_folder_reopens_without_a_checkpoint(tmp_path):
 def test_focused_run_colours_are_visible_on_the_dark_plots():
     # every colour differs clearly from the plots' black background (its brightest channel above 150)
     assert all(max(colour) > 150 for colour in TERM_COLOURS)
+
+
+def test_log_axis_labels_are_few_and_readable():
+    from explorer.model.curves import log_ticks
+
+    assert [t for _, t in log_ticks(-3.2, 1.5)] == ["0.001", "0.01", "0.1", "1", "10"]  # decades
+    assert [t for _, t in log_ticks(math.log10(0.3), math.log10(1.2))] == ["0.5", "1"]  # 1-2-5 within a decade
+    assert [t for _, t in log_ticks(math.log10(0.31), math.log10(0.49))] == ["0.4"]  # the only nice value there
+    assert 2 <= len(log_ticks(-20, 20)) <= 6 and log_ticks(-20, 20)[0][1] == "1e-20"
+    assert log_ticks(1.0, 1.0) == []
