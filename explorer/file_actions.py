@@ -128,7 +128,11 @@ class FileActions:
 
     def open_failed(self, path, exc: BaseException) -> None:
         log.error("cannot open %s", path, exc_info=(type(exc), exc, exc.__traceback__))
-        self.window.show_error(f"Cannot open {path}: {error_text(exc)}")
+        reason = error_text(exc)
+        for named in (f"{path}: ", f"{Path(path) / CHECKPOINT_NAME}: "):  # core names the file too: once is enough
+            if reason.startswith(named):
+                reason = reason[len(named):]
+        self.window.show_error(f"Cannot open {path}: {reason}")
 
     def _remember(self, path: str) -> None:
         recent = [p for p in self.recent() if p != path]

@@ -102,6 +102,7 @@ def test_our_errors_show_their_message_and_hostile_files_do_not_hang(qtbot, wind
     window.files.open_path(fifo)
     qtbot.waitUntil(window.banner.isVisible, timeout=10_000)
     assert "named pipe (FIFO)" in window.banner.text() and "traceback" not in window.banner.text()
+    assert window.banner.text().count(str(fifo)) == 1  # the path is named once, not once by the app and again by core
     typed = tmp_path / "typed.infogen"
     typed.write_bytes(rewritten(lambda doc: doc.update(step=299.5)))
     window.files.open_path(typed)
