@@ -135,7 +135,7 @@ class MainWindow(QMainWindow):
         self.runs.removed.connect(self._run_removed)
         self.view.events.focused.connect(self._focus_changed)
         self.view.events.hidden.connect(lambda *_: self._mark(PLOT_PARTS))
-        self.runs_table.selected.connect(lambda rid: setattr(self.view, "focused", rid))
+        self.runs_table.selected.connect(self._table_selected)
         self.runs_table.stop_requested.connect(self.manager.stop)
         self.runs_table.remove_requested.connect(self.manager.remove)
         self.runs_table.visibility_changed.connect(self.view.set_visible)
@@ -198,6 +198,11 @@ class MainWindow(QMainWindow):
         if entry.is_sweep:
             parts = ("sweep", "t") if what == EVALS else ()
         self._mark(parts)
+
+    def _table_selected(self, run_id: int) -> None:
+        """A row picked in the runs table: it becomes the selection and the focused run."""
+        self.view.selected = (run_id,)
+        self.view.focused = run_id
 
     def _focus_changed(self, *_) -> None:
         entry = self.selected_run

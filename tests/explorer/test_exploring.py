@@ -154,3 +154,5 @@ def test_the_runs_table_has_sortable_metric_columns_and_tooltips(qtbot, window):
     assert [table.item(r, T).text() for r in range(3)] == ["0.2", "0.6", "1"]
     assert table.item(0, BOUND).text() == "5"  # the last evaluation's bound
     assert runs[1].folder.name in table.item(0, NAME).toolTip()
+    table.selectRow(2)  # T = 1.0, the first run
+    assert window.view.selected == (runs[0].run_id,) and window.selected_run is runs[0]
