@@ -17,6 +17,7 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
+from .allocator import keep_freed_memory
 from . import __version__
 from .bounds.variants import VARIANTS
 from .data.toy2d import TOY_DATASETS
@@ -526,6 +527,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "resume": cmd_resume, "export": cmd_export}
         if args.command in ("train", "sweep", "select-t"):
             check_writable_folder(args.out)  # a message, not a traceback, before any work
+        if args.command in ("train", "sweep", "select-t", "resume"):
+            keep_freed_memory()
         return commands[args.command](args)
     except InfoGenError as exc:
         print(f"error: {exc}", file=sys.stderr)

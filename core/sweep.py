@@ -22,6 +22,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from .allocator import keep_freed_memory
 from . import __version__
 from .errors import ConfigError
 from .io.atomic import atomic_write_json
@@ -209,6 +210,7 @@ def _init_worker(events, stop, threads: int) -> None:
     global _worker_queue, _worker_stop
     _worker_queue, _worker_stop = events, stop
     torch.set_num_threads(threads)
+    keep_freed_memory()
 
 
 def _worker_main(group: Sequence[SweepRun]) -> None:

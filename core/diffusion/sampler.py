@@ -14,7 +14,10 @@ import torch
 
 from ..sde import VPSDE, check_steps
 from .noise import normal
+from .ensemble_mlp_kernels import Workspace
 from .score_mlp import EnsembleMLP
+
+ROWS_PER_CALL = 4096  # network rows (members x points) per call: bounded activations that stay in cache
 
 
 @dataclass
@@ -58,19 +61,26 @@ def euler_maruyama(
         norms = torch.empty(n_members, n_steps, dtype=torch.float32, device=y.device)
         frames = [y0.clone()] if frame_every else []
         frame_times = [T.clone()] if frame_every else []
-        ones = torch.ones(n_members, n, device=y.device)
+        workspace = Workspace() if getattr(model, "accepts_workspace", False) else None
+        chunk = max(1, ROWS_PER_CALL // n_members)
+        score = torch.empty_like(y)
         for k in range(n_steps):
             if should_stop is not None and should_stop():
                 raise InterruptedError("sampling cancelled")
             s_k = T * (k / n_steps)
             t_k = T - s_k
-            t_grid = ones * t_k.unsqueeze(1)
-            score = model.score(y, t_grid, sde)
-            if probe_reverse_clock:
-                s_grid = ones * s_k.unsqueeze(1)
-                norms[:, k] = model.score(y, s_grid, sde).norm(dim=-1).mean(dim=1)
-            else:
-                norms[:, k] = score.norm(dim=-1).mean(dim=1)
+            norm_sum = torch.zeros(n_members, dtype=norms.dtype, device=y.device)
+            for start in range(0, n, chunk):
+                rows = slice(start, start + chunk)
+                y_rows = y[:, rows]
+                t_grid = t_k.unsqueeze(1).expand(-1, y_rows.shape[1])
+                score[:, rows] = _score(model, y_rows, t_grid, sde, workspace)
+                if probe_reverse_clock:
+                    s_grid = s_k.unsqueeze(1).expand(-1, y_rows.shape[1])
+                    norm_sum += _score(model, y_rows, s_grid, sde, workspace).norm(dim=-1).sum(dim=1)
+                else:
+                    norm_sum += score[:, rows].norm(dim=-1).sum(dim=1)
+            norms[:, k] = norm_sum / n
             beta = sde.beta(t_k).view(n_members, 1, 1)
             noise = normal(generators, (n, y.shape[-1]), y.device)
             y = y + delta * (0.5 * beta * y + beta * score) + torch.sqrt(delta * beta) * noise
@@ -80,3 +90,10 @@ def euler_maruyama(
         if frame_every:
             return SamplerResult(y, norms, torch.stack(frames, dim=1), torch.stack(frame_times, dim=1))
         return SamplerResult(y, norms)
+
+
+def _score(model, y: torch.Tensor, t: torch.Tensor, sde: VPSDE, workspace: Workspace | None) -> torch.Tensor:
+    """The model's score, through the workspace when the model takes one (our MLP) and plainly otherwise."""
+    if workspace is None:
+        return model.score(y, t, sde)
+    return model.score(y, t, sde, workspace=workspace)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..sde import VPSDE
-
+from .ensemble_mlp_kernels import Workspace, mlp_inference, mlp_train
 
 def check_state_shapes(expected: dict[str, tuple[int, ...]], state: dict[str, torch.Tensor]) -> None:
     """Raise ValueError naming missing, unexpected and wrongly shaped weights when ``state`` does not fit."""
@@ -65,20 +65,33 @@ class EnsembleMLP(nn.Module):
                     bias[e].copy_((b * 2 - 1) * bound)
             return self
 
-    def forward(self, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Drift a_theta(y, t) for y of shape (E, n, d) and raw times t of shape (E, n)."""
-        h = torch.cat([y, t.unsqueeze(-1).to(y.dtype)], dim=-1)
-        last = len(self.weights) - 1
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            h = torch.baddbmm(bias, h, weight)
-            if i < last:
-                h = nn.functional.silu(h)
-        return h
+    accepts_workspace = True  # forward and score take a Workspace (the sampler checks this flag)
 
-    def score(self, y: torch.Tensor, t: torch.Tensor, sde: VPSDE, t_net: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, y: torch.Tensor, t: torch.Tensor, workspace: Workspace | None = None) -> torch.Tensor:
+        """Drift a_theta(y, t) for y of shape (E, n, d) and raw times t of shape (E, n).
+
+        With a ``workspace`` (inference only) every activation is written into its reused buffers and the
+        result is one of them, valid until the next call with the same workspace.
+        """
+        if workspace is None:
+            h = torch.cat([y, t.unsqueeze(-1).to(y.dtype)], dim=-1)
+            return mlp_train(h, list(self.weights), list(self.biases))
+        h = workspace.get("input", (*y.shape[:-1], y.shape[-1] + 1), y)
+        h[..., :-1].copy_(y)
+        h[..., -1].copy_(t)
+        return mlp_inference(h, list(self.weights), list(self.biases), workspace)
+
+    def score(
+        self,
+        y: torch.Tensor,
+        t: torch.Tensor,
+        sde: VPSDE,
+        t_net: torch.Tensor | None = None,
+        workspace: Workspace | None = None,
+    ) -> torch.Tensor:
         """s_theta(y, t) = a_theta(y, t) / sqrt(beta(t)); ``t_net`` overrides the network's time input
-        (docs/diffusion-model.md#score-network)."""
-        drift = self(y, t if t_net is None else t_net)
+        (docs/diffusion-model.md#score-network). The result is a new tensor, also with a workspace."""
+        drift = self(y, t if t_net is None else t_net, workspace)
         return drift / torch.sqrt(sde.beta(t)).unsqueeze(-1)
 
     def member_state_dict(self, e: int) -> dict[str, torch.Tensor]:

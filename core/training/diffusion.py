@@ -100,7 +100,7 @@ def train_diffusion_ensemble(
     x_test = torch.stack([torch.from_numpy(te) for _, te, _ in data]).to(device)
     n_members, m, d = x_train.shape
     model = build_model(configs, data[0][2])
-    optimizer = torch.optim.Adam(model.parameters(), lr=first.lr, foreach=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=first.lr, fused=True)  # one kernel for every parameter: CPU and CUDA
     gens = [torch_generator(c.seed, "train", device) for c in configs]
     T = torch.tensor([c.T for c in configs], dtype=torch.float32, device=device)
     alive = torch.ones(n_members, dtype=torch.bool, device=device)
