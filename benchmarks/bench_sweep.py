@@ -8,7 +8,10 @@ phase's floor is its FLOPs divided by the GFLOP/s that torch reaches here, in th
 batched matmul shapes (the network's layers as baddbmm, forward only; training counts 3x the forward FLOPs).
 
     python benchmarks/bench_sweep.py --quick       # 3 T x 1 seed, 1000 iterations, an evaluation every 500
-    python benchmarks/bench_sweep.py               # the README sweep: T 0.2:1.8:0.2 x seeds 0,1,2, 10,000 iterations
+    python benchmarks/bench_sweep.py               # the README sweep: T 0.2:1.8:0.2 x seeds 0,1,2, 10,000 iterations,
+                                                   # reference-2d, R = 5, evaluated at the end (the CLI's default)
+    python benchmarks/bench_sweep.py --skip-wall   # only the split (one worker's group, --split-iters iterations)
+    python benchmarks/bench_sweep.py --full-eval-at-end   # the sweep with previews between, full evaluation at the end
 """
 
 from __future__ import annotations
@@ -23,18 +26,22 @@ import torch
 
 import core.training.diffusion as training
 import core.training.evaluate as evaluation
+from core.allocator import keep_freed_memory
+from core.diffusion.ensemble_mlp_kernels import _weight_grad as weight_grad, operand
 from core.diffusion.score_mlp import EnsembleMLP
+from core.diffusion.sampler import ROWS_PER_CALL
 from core.sweep import default_jobs, group_runs, plan_sweep, run_sweep
 from core.training.config import DiffusionConfig
 
 
 class Meter:
-    """Seconds spent in the wrapped functions and rows pushed through the score network (with and without
-    autograd)."""
+    """Seconds spent in the wrapped functions, and rows pushed through the score network in training (with
+    autograd) and in the sampling passes."""
 
     def __init__(self) -> None:
         self.seconds = {"evaluation": 0.0, "sampling": 0.0}
-        self.rows = {"train": 0, "infer": 0}
+        self.rows = {"train": 0, "sampling": 0}
+        self._sampling = False
 
     @contextlib.contextmanager
     def installed(self):
@@ -44,15 +51,21 @@ class Meter:
         def timed(name, fn):
             def wrapper(*args, **kwargs):
                 start = time.perf_counter()
+                meter._sampling = name == "sampling"
                 try:
                     return fn(*args, **kwargs)
                 finally:
+                    meter._sampling = False
                     meter.seconds[name] += time.perf_counter() - start
             return wrapper
 
-        def counted_forward(self, y, t):
-            meter.rows["train" if torch.is_grad_enabled() else "infer"] += y.shape[0] * y.shape[1]
-            return real_forward(self, y, t)
+        def counted_forward(self, y, t, workspace=None):
+            rows = y.shape[0] * y.shape[1]
+            if torch.is_grad_enabled():
+                meter.rows["train"] += rows
+            elif meter._sampling:
+                meter.rows["sampling"] += rows
+            return real_forward(self, y, t, workspace)
 
         training.evaluate_ensemble = timed("evaluation", real_eval)
         evaluation.euler_maruyama = timed("sampling", real_em)
@@ -72,47 +85,88 @@ def forward_flops_per_row(widths: list[int]) -> int:
     return sum(2 * a * b for a, b in zip(widths[:-1], widths[1:]))
 
 
-def gflops(widths: list[int], members: int, rows: int, seconds: float = 1.0) -> float:
-    """GFLOP/s of the network's layer matmuls (baddbmm) for ``members`` x ``rows``, one thread, no autograd."""
+def training_flops_per_row(widths: list[int]) -> int:
+    """The forward, every weight gradient and the input gradients of all layers but the first."""
+    layers = list(zip(widths[:-1], widths[1:]))
+    return forward_flops_per_row(widths) * 2 + sum(2 * a * b for a, b in layers[1:])
+
+
+def _rate(flops: float, run, seconds: float) -> float:
+    run()  # warm up
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        run()
+        n += 1
+    return n * flops / (time.perf_counter() - start) / 1e9
+
+
+def inference_gflops(widths: list[int], members: int, rows: int, seconds: float = 1.0) -> float:
+    """GFLOP/s of the network's forward matmuls alone (baddbmm, the layouts the network uses) for
+    ``members`` x ``rows``, one thread, no autograd."""
     hs = [torch.randn(members, rows, a) for a in widths[:-1]]
     ws = [torch.randn(members, a, b) * 0.1 for a, b in zip(widths[:-1], widths[1:])]
     bs = [torch.zeros(members, 1, b) for b in widths[1:]]
-    flops = members * rows * forward_flops_per_row(widths)
-    with torch.no_grad():
+
+    def run():
         for h, w, b in zip(hs, ws, bs):
-            torch.baddbmm(b, h, w)  # warm up
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            for h, w, b in zip(hs, ws, bs):
-                torch.baddbmm(b, h, w)
-            n += 1
-    return n * flops / (time.perf_counter() - start) / 1e9
+            torch.baddbmm(b, h, operand(w))
+
+    with torch.no_grad():
+        return _rate(members * rows * forward_flops_per_row(widths), run, seconds)
+
+
+def training_gflops(widths: list[int], members: int, rows: int, seconds: float = 1.0) -> float:
+    """GFLOP/s of a training step's matmuls alone: the forward, the weight gradients and the input
+    gradients, in the layouts core/diffusion/ensemble_mlp_kernels.py uses, one thread."""
+    hs = [torch.randn(members, rows, a) for a in widths[:-1]]
+    gs = [torch.randn(members, rows, b) for b in widths[1:]]
+    ws = [torch.randn(members, a, b) * 0.1 for a, b in zip(widths[:-1], widths[1:])]
+    bs = [torch.zeros(members, 1, b) for b in widths[1:]]
+
+    def run():
+        for i, (h, g, w, b) in enumerate(zip(hs, gs, ws, bs)):
+            torch.baddbmm(b, h, operand(w))
+            weight_grad(h, g)
+            if i > 0:
+                torch.bmm(g, operand(w).transpose(1, 2))
+
+    with torch.no_grad():
+        return _rate(members * rows * training_flops_per_row(widths), run, seconds)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a small sweep (seconds) instead of the README's")
     p.add_argument("--skip-wall", action="store_true", help="only the split (no run of the whole sweep)")
+    p.add_argument("--split-iters", type=int, default=1000,
+                   help="iterations of the split's group (default 1000, one evaluation at the end: the ratios are "
+                        "per FLOP, so a shorter run gives them in minutes)")
+    p.add_argument("--full-eval-at-end", action="store_true", help="the wall-time sweep evaluates in full only at the end")
     args = p.parse_args()
+    keep_freed_memory()  # as the CLI and the sweep workers do
     if args.quick:
         Ts, seeds, base = [0.2, 0.6, 1.0], [0], DiffusionConfig(data="swissroll", m=200, iters=1000, eval_every=500)
     else:
         Ts = [round(0.2 * k, 1) for k in range(1, 10)]
-        seeds, base = [0, 1, 2], DiffusionConfig(data="swissroll", m=200, iters=10_000, eval_every=1000)
+        seeds, base = [0, 1, 2], DiffusionConfig(data="swissroll", m=200, iters=10_000, eval_every=0, R=5.0)
+    base = base.with_(variant="reference-2d")
     jobs = default_jobs()
     if not args.skip_wall:
+        sweep_base = base.with_(preview_evals=True) if args.full_eval_at_end else base
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            for _ in run_sweep(base, Ts, seeds, Path(tmp) / "sweep", jobs=jobs):
+            for _ in run_sweep(sweep_base, Ts, seeds, Path(tmp) / "sweep", jobs=jobs):
                 pass
             wall = time.perf_counter() - start
-        print(f"sweep: {len(Ts)} T x {len(seeds)} seeds, {base.iters} iterations, {jobs} worker processes: "
-              f"wall {wall:.1f} s")
+        how = "full evaluation at the end, previews between" if args.full_eval_at_end else "every evaluation in full"
+        print(f"sweep: {len(Ts)} T x {len(seeds)} seeds, {base.iters} iterations, an evaluation every {base.eval_every} "
+              f"({how}), {jobs} worker processes: wall {wall:.1f} s")
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    split = base.with_(iters=args.split_iters, eval_every=0)
     with tempfile.TemporaryDirectory() as tmp:
-        group = group_runs(plan_sweep(base, Ts, seeds, Path(tmp) / "s"), jobs)[0]
+        group = group_runs(plan_sweep(split, Ts, seeds, Path(tmp) / "s"), jobs)[0]
         meter = Meter()
         with meter.installed():
             start = time.perf_counter()
@@ -121,19 +175,19 @@ def main() -> None:
             total = time.perf_counter() - start
     members = len(group)
     widths = layer_widths(base)
-    per_row = forward_flops_per_row(widths)
-    train_rows_per_member = base.batch if base.batch < base.m else base.m
-    train_gflops = gflops(widths, members, train_rows_per_member)
-    infer_gflops = gflops(widths, members, base.n_gen)
+    train_rows = base.batch if base.batch < base.m else base.m
+    train_rate = training_gflops(widths, members, train_rows)
+    sampling_rate = inference_gflops(widths, members, min(base.n_gen, max(1, ROWS_PER_CALL // members)))
     torch.set_num_threads(threads)
 
     evaluation_s, sampling_s = meter.seconds["evaluation"], meter.seconds["sampling"]
     phases = [
-        ("training", total - evaluation_s, 3 * per_row * meter.rows["train"], train_gflops),
-        ("evaluation: sampling", sampling_s, per_row * meter.rows["infer"], infer_gflops),
+        ("training", total - evaluation_s, training_flops_per_row(widths) * meter.rows["train"], train_rate),
+        ("evaluation: sampling", sampling_s, forward_flops_per_row(widths) * meter.rows["sampling"], sampling_rate),
         ("evaluation: the rest", evaluation_s - sampling_s, None, None),
     ]
-    print(f"split of one worker's group ({members} runs as one ensemble, one thread): {total:.1f} s")
+    print(f"split: one worker's group ({members} runs as one ensemble, one thread), {split.iters} iterations, "
+          f"one evaluation ({base.test_kl_draws} test-KL draws of {base.n_gen}, N = {base.n_steps}): {total:.1f} s")
     print(f"{'phase':<24}{'time (s)':>10}{'GFLOP':>10}{'GFLOP/s here':>14}{'floor (s)':>11}{'ratio':>8}")
     for name, seconds, flops, rate in phases:
         if flops is None:
@@ -141,7 +195,8 @@ def main() -> None:
             continue
         floor = flops / (rate * 1e9)
         print(f"{name:<24}{seconds:>10.1f}{flops / 1e9:>10.1f}{rate:>14.1f}{floor:>11.1f}{seconds / floor:>8.2f}")
-    print("floor: the phase's FLOPs at the GFLOP/s of the same baddbmm shapes, measured above (target ratio <= 1.3)")
+    print("floor: the phase's FLOPs at the GFLOP/s of its own matmuls alone (same shapes and layouts, training's "
+          "forward and backward products), measured above in this run (target ratio <= 1.3)")
 
 
 if __name__ == "__main__":

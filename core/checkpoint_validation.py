@@ -110,7 +110,8 @@ def _check_history(history: Any, where: str, name: str) -> None:
 # T <= 5...) belong to starting or resuming a run: a file trained elsewhere or by an earlier build must still open.
 _AT_LEAST = {
     "dm": {"m": 2, "n_test": 2, "iters": 1, "batch": 1, "eval_every": 0, "mc_samples": 1, "n_gen": 2, "test_kl_draws": 1,
-           "dsm_eval_draws": 1, "hidden": 1, "frame_every": 0, "trajectory_frames": 0, "seed": 0, "n_steps": 1},
+           "dsm_eval_draws": 1, "hidden": 1, "frame_every": 0, "trajectory_frames": 0, "seed": 0, "n_steps": 1,
+           "preview_samples": 2},
     "vae": {"m": 2, "n_test": 1, "epochs": 1, "batch": 1, "logpx_every": 0, "logpx_K": 1, "seed": 0},
 }
 _POSITIVE = {"dm": ("T", "lr", "R", "kde_bandwidth"), "vae": ("lr", "r")}
@@ -120,6 +121,7 @@ _TYPES = {
     "int | None": (lambda v: v is None or _integer(v), "an integer or null"),
     "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), "a finite number"),
     "str": (lambda v: isinstance(v, str), "a string"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 

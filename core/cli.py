@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from .allocator import keep_freed_memory
+from .cost_estimate import estimate_diffusion_time
 from . import __version__
 from .bounds.variants import VARIANTS
 from .data.toy2d import TOY_DATASETS
@@ -99,12 +100,18 @@ def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = Fals
     p.add_argument("--K", type=integer, default=None, dest="mc_samples",
                    help=f"Monte Carlo samples per point (default {d.mc_samples} for points, "
                    f"{IMAGE_DEFAULTS['mc_samples']} for images)")
-    p.add_argument("--n-gen", type=integer, default=None, dest="n_gen",
-                   help=f"generated samples per draw (default {d.n_gen} for points, {IMAGE_DEFAULTS['n_gen']} for images)")
+    p.add_argument("--n-gen", "--eval-samples", type=integer, default=None, dest="n_gen",
+                   help=f"generated samples per draw of an evaluation (default {d.n_gen} for points, "
+                   f"{IMAGE_DEFAULTS['n_gen']} for images); the evaluation's cost grows with it (printed before the run)")
     p.add_argument("--test-kl-draws", type=integer, default=None, dest="test_kl_draws",
                    help=f"independent draws of --n-gen samples per evaluation; the test KL is their mean and its "
                    f"standard error their spread (default {d.test_kl_draws} for points, "
                    f"{IMAGE_DEFAULTS['test_kl_draws']} for images, whose test metric is BPD)")
+    p.add_argument("--full-eval-at-end", action="store_true", dest="preview_evals",
+                   help="evaluations before the last are light previews (--preview-samples samples, one draw); the "
+                   "last is in full, so the final numbers are unchanged (docs/test-metrics.md#previews)")
+    p.add_argument("--preview-samples", type=integer, default=d.preview_samples, dest="preview_samples",
+                   help="generated samples of a preview evaluation (default %(default)s)")
     p.add_argument("--score-reg", type=float, default=d.score_reg, dest="score_reg",
                    help="lambda of the score-norm regulariser, DSM + lambda E|s|^2 (default %(default)s: off)")
     p.add_argument("--device", default=d.device, help="torch device, e.g. cpu or cuda (default %(default)s)")
@@ -194,8 +201,19 @@ def _config_from(args: argparse.Namespace, **extra) -> DiffusionConfig:
         raise ConfigError("--preset chooses the U-Net for image data; point data use the paper's MLP")
     return base.with_(
         data_path=args.data_path, eval_every=args.eval_every, variant=args.variant if args.variant else base.variant,
-        n_steps=args.n_steps, device=args.device, score_reg=args.score_reg, **given, **extra,
+        n_steps=args.n_steps, device=args.device, score_reg=args.score_reg, preview_evals=args.preview_evals,
+        preview_samples=args.preview_samples, **given, **extra,
     ).validate()
+
+
+ESTIMATE_FROM_S = 10.0  # shorter runs start without a word about their time
+
+
+def _say_estimate(cfg: DiffusionConfig, runs: int = 1, workers: int = 1) -> None:
+    """The expected time, before a slow start (core/cost_estimate.py); image runs have none."""
+    estimate = estimate_diffusion_time(cfg, runs, workers)
+    if estimate is not None and estimate.total_s >= ESTIMATE_FROM_S:
+        print(f"estimated time {estimate.describe()}", file=sys.stderr)
 
 
 def _check_device(device: str) -> None:
@@ -264,6 +282,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     final, error = None, None
     with RunRecorder(args.out, cfg.as_dict(), overwrite=args.overwrite) as writer:
         _say_moved(writer)
+        _say_estimate(cfg)
         bar = tqdm(total=cfg.iters, desc=f"train T={cfg.T:g}", unit="it", file=sys.stderr, mininterval=0.5)
         try:
             for record in train_diffusion(cfg):
@@ -316,10 +335,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     errors = []
     steps: dict[str, int] = {}
     failed: set[str] = set()
+    said_estimate = False
     try:
         for event in run_sweep(base, Ts, seeds, args.out, jobs=jobs, engine=args.engine, address=args.address,
                                overwrite=args.overwrite):
             kind = event["kind"]
+            if not said_estimate:  # the first event: the folder was accepted and the workers are starting
+                said_estimate = True
+                _say_estimate(base, len(Ts) * len(seeds), jobs)
             if kind == "progress":
                 for name in event["runs"]:
                     if name not in failed:

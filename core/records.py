@@ -50,6 +50,7 @@ TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "str": (lambda v: isinstance(v, str), "a string"),
     "dict": (lambda v: isinstance(v, dict), "an object"),
     "list": (lambda v: isinstance(v, list), "a list"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 # Required fields per kind and their types. Records may carry more fields (terms of every variant, timings);
@@ -71,7 +72,7 @@ FIELDS: dict[str, dict[str, str]] = {
 OPTIONAL: dict[str, str] = {
     "epoch": "int", "wall": "number", "test_kl_se": "number", "test_bpd": "number", "test_bpd_se": "number",
     "encoder_info_se": "number", "dsm_train": "number", "dsm_test": "number", "test_kl_draws": "int",
-    MEMBER: "int", "status": "str", "step": "int",
+    "n_gen": "int", "preview": "bool", MEMBER: "int", "status": "str", "step": "int",
 }
 
 

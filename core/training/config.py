@@ -44,6 +44,16 @@ class DiffusionConfig:
     score_reg: float = 0.0
     preset: str = "small"  # U-Net preset for image data (ignored for points, which use the paper's MLP)
     step_size: float = 0.0  # > 0: N = round(T / step_size) EM steps instead of n_steps (the image setting)
+    preview_evals: bool = False  # evaluations before the last are light previews; the last one is in full
+    preview_samples: int = 200  # generated samples of a preview (one draw), at most n_gen
+
+    def eval_sampling(self, final: bool) -> tuple[int, int]:
+        """(samples per draw, draws) of an evaluation: n_gen x test_kl_draws, or for a preview
+        (``preview_evals`` and not the final evaluation) min(preview_samples, n_gen) x 1
+        (docs/test-metrics.md#previews)."""
+        if self.preview_evals and not final:
+            return min(self.preview_samples, self.n_gen), 1
+        return self.n_gen, self.test_kl_draws
 
     @property
     def is_images(self) -> bool:
@@ -121,6 +131,9 @@ class DiffusionConfig:
         int_at_least("mc_samples (K)", self.mc_samples, 1)
         int_at_least("n_gen", self.n_gen, 2)
         int_at_least("test_kl_draws", self.test_kl_draws, 1)
+        int_at_least("preview_samples", self.preview_samples, 2)
+        if not isinstance(self.preview_evals, bool):
+            raise ConfigError(f"preview_evals must be true or false, got {self.preview_evals!r}")
         int_at_least("dsm_eval_draws", self.dsm_eval_draws, 1)
         int_at_least("hidden", self.hidden, 1)
         int_at_least("frame_every", self.frame_every, 0)

@@ -35,6 +35,7 @@ from .evaluate import evaluate_ensemble
 SHARED_SETTINGS = (
     "m", "n_test", "iters", "batch", "lr", "eval_every", "n_steps", "n_gen", "test_kl_draws", "hidden", "device",
     "dsm_eval_draws", "frame_interval", "score_reg", "preset", "step_size", "steps", "is_images",
+    "preview_evals", "preview_samples",
 )
 
 
@@ -159,7 +160,8 @@ def train_diffusion_ensemble(
             members = [e for e in range(n_members) if alive_list[e]]
             try:
                 records = evaluate_ensemble(
-                    model, sde, configs, x_train, x_test, epoch_loss, minibatch_loss, members, step, should_stop
+                    model, sde, configs, x_train, x_test, epoch_loss, minibatch_loss, members, step, should_stop,
+                    final=step == first.iters,
                 )
             except InterruptedError:
                 yield from _closing(configs, alive_list, "cancelled", step, start)

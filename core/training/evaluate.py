@@ -74,8 +74,12 @@ def evaluate_ensemble(
     members: Sequence[int],
     step: int,
     should_stop: Callable[[], bool] | None = None,
+    final: bool = True,
 ) -> list[dict]:
-    """Evaluation records (kind "eval") for the listed members of the ensemble."""
+    """Evaluation records (kind "eval") for the listed members of the ensemble.
+
+    ``final`` = False with ``preview_evals`` set makes a light preview: fewer generated samples, one test-KL
+    draw (DiffusionConfig.eval_sampling); the record says so (``preview``, ``n_gen``, ``test_kl_draws``)."""
     device = x_train.device
     first = configs[0]
     images = first.is_images
@@ -88,7 +92,8 @@ def evaluate_ensemble(
         x_test = logit_transform(dequantize(x_test, gens))[0]
     # The first draw of n_gen samples comes from the evaluation stream and gives L, the shown samples and the
     # frames; the test KL's other D - 1 draws come from a stream of their own, so the bound does not depend on D.
-    n_gen, n_draws = first.n_gen, first.test_kl_draws
+    n_gen, n_draws = first.eval_sampling(final)
+    preview = first.preview_evals and not final
     y0 = normal(gens, (n_gen, x_train.shape[-1]), device)
     generated = euler_maruyama(
         model, sde, y0, T, first.steps, gens, frame_every=first.frame_interval, should_stop=should_stop
@@ -135,6 +140,8 @@ def evaluate_ensemble(
             "test_kl": test_kl.mean,
             "test_kl_se": test_kl.se,
             "test_kl_draws": n_draws,
+            "n_gen": n_gen,
+            "preview": preview,
             "dsm_train": float(dsm_train[e]),
             "dsm_test": float(dsm_test[e]),
             "dsm_gap": float(dsm_test[e] - dsm_train[e]),

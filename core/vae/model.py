@@ -4,6 +4,8 @@ Encoder Q(z|x) = N(mu(x), diag sigma^2(x)); prior N(0, I); generator P(x|z) Bern
 pixel probabilities sigmoid(f(z))) or Gaussian (continuous data, one learned log-scale). The reference
 generator theta_0 is a second decoder with its own initialization that is never trained: its parameters are
 frozen (requires_grad False) and it is not part of ``trainable_parameters`` (docs/vae-bound.md#reference-generator).
+Without autograd (the test pass, log p(x)) the MLPs take a faster inference path, mlp_no_grad, that gives the same
+numbers up to float rounding; training, and so the mi sample, keeps the autograd path (issue #12).
 """
 
 from __future__ import annotations
@@ -144,6 +146,6 @@ class VAE(nn.Module):
                 z = mean + std * eps
                 log_prior = (-0.5 * (z**2 + LOG_2PI)).sum(-1)
                 log_q = (-0.5 * (eps**2 + LOG_2PI) - 0.5 * logvar).sum(-1)
-                log_p = torch.cat([self.decoder.log_prob(x, zs) for zs in z.split(per_pass)]).flip(0)
+                log_p = torch.cat([self.decoder.log_prob(x, zs) for zs in z.split(per_pass)])
                 parts.append(log_p + log_prior - log_q)
             return torch.logsumexp(torch.cat(parts), dim=0) - math.log(K)

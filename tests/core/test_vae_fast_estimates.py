@@ -112,3 +112,16 @@ def test_log_px_of_a_tiny_vae_matches_the_integral_within_monte_carlo_error():
     se = runs.std(0) / math.sqrt(len(runs))
     assert float(se.max()) < 0.02
     np.testing.assert_array_less(np.abs(runs.mean(0).numpy() - exact), 5 * se.numpy() + 1e-4)
+
+
+def test_the_fast_bernoulli_likelihood_holds_for_logits_far_from_zero():
+    torch.manual_seed(10)
+    model = VAE(81, (6,), 2)
+    with torch.no_grad():
+        model.decoder.net[-1].bias.copy_(torch.linspace(-40.0, 40.0, 81))  # softplus's linear and exp regimes
+    x, z = binary_data(7, 81, 11), torch.randn(3, 7, 2, generator=torch.Generator().manual_seed(12))
+    logits = numpy_mlp(model.decoder.net, z.double().numpy())
+    expected = (x.double().numpy() * logits - np.logaddexp(0.0, logits)).sum(-1)
+    with torch.no_grad():
+        got = model.decoder.log_prob(x, z)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)
