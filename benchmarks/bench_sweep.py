@@ -29,7 +29,7 @@ import core.training.evaluate as evaluation
 from core.allocator import keep_freed_memory
 from core.diffusion.ensemble_mlp_kernels import _weight_grad as weight_grad, operand
 from core.diffusion.score_mlp import EnsembleMLP
-from core.diffusion.sampler import ROWS_PER_CALL
+from core.diffusion.ensemble_mlp_kernels import inference_chunk
 from core.sweep import default_jobs, group_runs, plan_sweep, run_sweep
 from core.training.config import DiffusionConfig
 
@@ -177,7 +177,7 @@ def main() -> None:
     widths = layer_widths(base)
     train_rows = base.batch if base.batch < base.m else base.m
     train_rate = training_gflops(widths, members, train_rows)
-    sampling_rate = inference_gflops(widths, members, min(base.n_gen, max(1, ROWS_PER_CALL // members)))
+    sampling_rate = inference_gflops(widths, members, min(base.n_gen, inference_chunk(members, torch.zeros(1))))
     torch.set_num_threads(threads)
 
     evaluation_s, sampling_s = meter.seconds["evaluation"], meter.seconds["sampling"]

@@ -1,15 +1,19 @@
 """The member-batched MLP's forward and backward passes, written for the speed of small batched matmuls.
 
-Three things made the score MLP's steps cost up to twice their matmul floor on a CPU
+Four things made the score MLP's steps cost up to twice their matmul floor on a CPU
 (benchmarks/bench_sweep.py measures the floor):
 
+- on the CPU, oneDNN's linear layer with the SiLU fused (core/onednn.py) runs each member's 128-wide products at
+  about twice the GFLOP/s of torch's batched matmul: an inference pass takes it member by member
+  (``mlp_inference``), with the weights laid out for it once per pass (``Workspace.packed``);
 - MKL's batched gemm is 2.5-5x slower on an operand 2 or 3 wide stored row-major than on the same values
   stored transposed; the thin first and last layers run with their weights transposed (``operand``) and the
   backward pass picks the fast layout for each product (``_MLPFunction``);
 - fresh multi-megabyte activations in every Euler-Maruyama step cost page faults: an inference pass can
   write into reused buffers (``Workspace``);
-- autograd recorded every layer separately; one autograd node for the whole network does the same products
-  (the gradients equal autograd's up to float rounding; tests/core/test_ensemble_mlp_kernels.py).
+- autograd recorded every layer separately; one autograd node for the whole network does the same products,
+  its wide ones (forward, input and weight gradients) member by member through oneDNN on the CPU (the
+  gradients equal autograd's up to float rounding; tests/core/test_ensemble_mlp_kernels.py).
 
 Every product is still a batched matmul over the member axis, so one member's numbers do not depend on the
 others.
@@ -20,7 +24,18 @@ from __future__ import annotations
 import torch
 from torch.nn import functional
 
+from .. import onednn
+
 THIN = 16  # a layer this narrow on either side runs with its weight transposed
+ROWS_PER_CALL = 4096  # batched path: rows (members x points) per call, so activations stay in the caches
+ROWS_PER_MEMBER_CALL = 4096  # oneDNN path: one member's rows per call
+
+
+def inference_chunk(n_members: int, like: torch.Tensor) -> int:
+    """Points per member per network call in an inference pass (the sampler splits its rows so)."""
+    if onednn.usable(like, activation="swish"):
+        return ROWS_PER_MEMBER_CALL
+    return max(1, ROWS_PER_CALL // n_members)
 
 
 def operand(weight: torch.Tensor) -> torch.Tensor:
@@ -39,6 +54,8 @@ class Workspace:
 
     def __init__(self) -> None:
         self._buffers: dict[tuple, torch.Tensor] = {}
+        self._packed: list = []
+        self._packed_key: tuple | None = None
 
     def get(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         key = (name, tuple(shape), like.dtype, like.device)
@@ -47,14 +64,38 @@ class Workspace:
             buffer = self._buffers[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
         return buffer
 
+    def packed(self, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Per layer, per member: (weight as (out, in) contiguous, bias (out,)), made once and reused while the
+        parameters are unchanged (their version counters say so)."""
+        key = tuple((id(t), t._version) for t in (*weights, *biases))
+        if self._packed_key != key:
+            self._packed = [
+                [(w[e].t().contiguous(), b[e, 0]) for e in range(w.shape[0])] for w, b in zip(weights, biases)
+            ]
+            self._packed_key = key
+        return self._packed
+
 
 def mlp_inference(
     h: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor], workspace: Workspace
 ) -> torch.Tensor:
-    """The MLP (SiLU between layers) on input h (E, n, k), every activation written into ``workspace``."""
+    """The MLP (SiLU between layers) on input h (E, n, k); the result is a ``workspace`` buffer (E, n, out).
+
+    On CPU float32 each member goes through oneDNN's fused linear + SiLU; elsewhere the members are batched
+    (baddbmm) and every activation is written into the workspace."""
     if torch.is_grad_enabled():
         raise RuntimeError("a workspace is for inference: call under torch.no_grad()")
     last = len(weights) - 1
+    if onednn.usable(h, *weights, activation="swish"):
+        out = workspace.get("output", (*h.shape[:-1], weights[-1].shape[2]), h)
+        packed = workspace.packed(weights, biases)
+        for e in range(h.shape[0]):
+            x = h[e]
+            for i, layer in enumerate(packed):
+                weight, bias = layer[e]
+                x = onednn.linear(x, weight, bias, "swish" if i < last else "none")
+            out[e].copy_(x)
+        return out
     for i, (weight, bias) in enumerate(zip(weights, biases)):
         out = workspace.get(f"layer{i}", (*h.shape[:-1], weight.shape[2]), h)
         h = torch.baddbmm(bias, h, operand(weight), out=out)
@@ -68,8 +109,30 @@ def mlp_train(h: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.T
     return _MLPFunction.apply(h, len(weights), *weights, *biases)
 
 
+def _wide(*tensors: torch.Tensor) -> bool:
+    """Both sides of every (E, a, b) operand at least THIN wide, on CPU float32 with oneDNN working."""
+    return all(min(t.shape[1], t.shape[2]) >= THIN for t in tensors) and onednn.usable(*tensors)
+
+
+def _forward_product(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """h @ weight + bias per member: oneDNN member by member for a wide layer, else one baddbmm."""
+    if _wide(h, weight):
+        packed = weight.transpose(1, 2).contiguous()
+        return torch.stack([onednn.linear(h[e], packed[e], bias[e, 0]) for e in range(h.shape[0])])
+    return torch.baddbmm(bias, h, operand(weight))
+
+
+def _input_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """grad @ weight^T per member, (E, n, fan_in)."""
+    if _wide(grad, weight):
+        return torch.stack([onednn.linear(grad[e], weight[e], None) for e in range(grad.shape[0])])
+    return torch.bmm(grad, operand(weight).transpose(1, 2))
+
+
 def _weight_grad(inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """inputs^T @ grad per member, (E, k, n_out); computed transposed when the output side is thin."""
+    if _wide(inputs, grad):
+        return torch.stack([onednn.linear(inputs[e].t(), grad[e].t(), None) for e in range(grad.shape[0])])
     if grad.shape[-1] < THIN:
         return torch.bmm(grad.transpose(1, 2), inputs).transpose(1, 2)
     return torch.bmm(inputs.transpose(1, 2), grad)
@@ -77,7 +140,8 @@ def _weight_grad(inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
 
 class _MLPFunction(torch.autograd.Function):
     """Forward: z_i = h_{i-1} W_i + b_i, h_i = silu(z_i) except after the last layer.
-    Backward: dW_i = h_{i-1}^T g_i, db_i = sum_rows g_i, g_{i-1} = silu'(z_{i-1}) * (g_i W_i^T)."""
+    Backward: dW_i = h_{i-1}^T g_i, db_i = sum_rows g_i, g_{i-1} = silu'(z_{i-1}) * (g_i W_i^T).
+    The wide products go member by member through oneDNN on the CPU (core/onednn.py), the rest batched."""
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, n_layers: int, *params: torch.Tensor) -> torch.Tensor:
@@ -85,7 +149,7 @@ class _MLPFunction(torch.autograd.Function):
         inputs, pre_activations = [h], []
         last = n_layers - 1
         for i, (weight, bias) in enumerate(zip(weights, biases)):
-            z = torch.baddbmm(bias, h, operand(weight))
+            z = _forward_product(h, weight, bias)
             if i < last:
                 pre_activations.append(z)
                 h = functional.silu(z)
@@ -111,7 +175,7 @@ class _MLPFunction(torch.autograd.Function):
             if ctx.needs_input_grad[2 + n + i]:
                 bias_grads[i] = grad.sum(dim=1, keepdim=True)
             if i > 0 or ctx.needs_input_grad[0]:
-                back = torch.bmm(grad, operand(weights[i]).transpose(1, 2))
+                back = _input_grad(grad, weights[i])
                 if i == 0:
                     input_grad = back
                 else:

@@ -14,10 +14,8 @@ import torch
 
 from ..sde import VPSDE, check_steps
 from .noise import normal
-from .ensemble_mlp_kernels import Workspace
+from .ensemble_mlp_kernels import Workspace, inference_chunk
 from .score_mlp import EnsembleMLP
-
-ROWS_PER_CALL = 4096  # network rows (members x points) per call: bounded activations that stay in cache
 
 
 @dataclass
@@ -62,7 +60,7 @@ def euler_maruyama(
         frames = [y0.clone()] if frame_every else []
         frame_times = [T.clone()] if frame_every else []
         workspace = Workspace() if getattr(model, "accepts_workspace", False) else None
-        chunk = max(1, ROWS_PER_CALL // n_members)
+        chunk = inference_chunk(n_members, y) if workspace is not None else n
         score = torch.empty_like(y)
         for k in range(n_steps):
             if should_stop is not None and should_stop():

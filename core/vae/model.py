@@ -11,12 +11,12 @@ numbers up to float rounding; training, and so the mi sample, keeps the autograd
 from __future__ import annotations
 
 import math
-from functools import cache
 from typing import Sequence
 
 import torch
 from torch import nn
 
+from .. import onednn
 from ..bounds.gaussian import kl_diagonal_to_standard
 
 PRESETS = {"paper": ((512, 256), 16), "small": ((128, 64), 8)}
@@ -33,35 +33,20 @@ def mlp(widths: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@cache
-def onednn_linear_works() -> bool:
-    """Whether this torch build runs oneDNN's fused linear(+ReLU) on CPU float32 tensors, checked once on a tiny
-    layer against F.linear. On the CPU it runs the decoder's matrix products about twice as fast as the default
-    BLAS with one thread (benchmarks/bench_vae.py --split)."""
-    op = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
-    if op is None or not torch.backends.mkldnn.is_available():
-        return False
-    x, w, b = torch.linspace(-1, 1, 12).reshape(3, 4), torch.linspace(-1, 1, 8).reshape(2, 4), torch.tensor([0.5, -0.5])
-    try:
-        return torch.allclose(op(x, w, b, "relu", [], ""), nn.functional.linear(x, w, b).relu(), atol=1e-6)
-    except RuntimeError:
-        return False
-
-
 def mlp_no_grad(net: nn.Sequential, h: torch.Tensor) -> torch.Tensor:
     """net(h) without autograd: on CPU float32 through oneDNN's linear with the ReLU fused, else net(h). Equal to
     net(h) up to float rounding (the products are summed in another order)."""
     with torch.no_grad():  # inside the body: mutmut skips decorated functions
         layers = list(net)
         plain = not all(isinstance(layer, (nn.Linear, nn.ReLU)) for layer in layers)
-        if plain or h.device.type != "cpu" or h.dtype != torch.float32 or not onednn_linear_works():
+        if plain or not onednn.usable(h, activation="relu"):
             return net(h)
         lead = h.shape[:-1]
         h = h.reshape(-1, h.shape[-1])
         for i, layer in enumerate(layers):
             if isinstance(layer, nn.Linear):
                 relu = i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU)
-                h = torch.ops.mkldnn._linear_pointwise(h, layer.weight, layer.bias, "relu" if relu else "none", [], "")
+                h = onednn.linear(h, layer.weight, layer.bias, "relu" if relu else "none")
         return h.reshape(*lead, h.shape[-1])
 
 
