@@ -4,8 +4,10 @@ Euler-Maruyama generator and the probe for L) and the rest of the evaluation.
 The wall time is the user's path (`run_sweep` over one worker process per core). The split is measured by
 training the sweep's first ensemble group again in this process with one thread (what each worker does),
 timing `evaluate_ensemble` and `euler_maruyama` and counting every row the score network processes. Each
-phase's floor is its FLOPs divided by the GFLOP/s that torch reaches here, in the same run, on the same
-batched matmul shapes (the network's layers as baddbmm, forward only; training counts 3x the forward FLOPs).
+phase's floor is its FLOPs divided by the GFLOP/s that torch's batched matmul (baddbmm, bmm) reaches here, in
+the same run, on the same shapes and layouts (sampling: the forward products; training: the forward products,
+every weight gradient and the input gradients of all layers but the first). On the CPU the network runs its
+wide products member by member through oneDNN (core/onednn.py), faster than that floor.
 
     python benchmarks/bench_sweep.py --quick       # 3 T x 1 seed, 1000 iterations, an evaluation every 500
     python benchmarks/bench_sweep.py               # the README sweep: T 0.2:1.8:0.2 x seeds 0,1,2, 10,000 iterations,
@@ -164,6 +166,7 @@ def main() -> None:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    import torch._dynamo  # noqa: F401  # torch.optim's first step imports it (about 1 s, once per process): not training
     split = base.with_(iters=args.split_iters, eval_every=0)
     with tempfile.TemporaryDirectory() as tmp:
         group = group_runs(plan_sweep(split, Ts, seeds, Path(tmp) / "s"), jobs)[0]
@@ -195,8 +198,10 @@ def main() -> None:
             continue
         floor = flops / (rate * 1e9)
         print(f"{name:<24}{seconds:>10.1f}{flops / 1e9:>10.1f}{rate:>14.1f}{floor:>11.1f}{seconds / floor:>8.2f}")
-    print("floor: the phase's FLOPs at the GFLOP/s of its own matmuls alone (same shapes and layouts, training's "
-          "forward and backward products), measured above in this run (target ratio <= 1.3)")
+    print("floor: the phase's FLOPs at the GFLOP/s of torch's batched matmul alone (baddbmm/bmm, the same shapes and "
+          "layouts; training: its forward and backward products), measured above in this run (target ratio <= 1.3). "
+          "On the CPU the network runs its wide products through oneDNN member by member (core/onednn.py), which "
+          "beats that floor.")
 
 
 if __name__ == "__main__":

@@ -10,17 +10,19 @@ are named in an amber warning; Run stays enabled for them.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field as dataclass_field
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-    QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+    QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from core.bounds.variants import VARIANTS
+from core.cost_estimate import estimate_diffusion_time, matmul_gflops
 from core.data.toy2d import TOY_DATASETS
 from core.errors import ConfigError, InfoGenError
 from core.grids import MAX_GRID, parse_float_grid, parse_seeds
@@ -66,18 +68,19 @@ FIELDS = {
     "variant": ("Bound variant", "the bound variant"),
     "preset": ("Preset", "the preset"),
     "eval_every": ("Evaluate every", "the interval between evaluations"),
+    "n_gen": ("Samples per evaluation", "the number of generated samples per evaluation"),
     "lr": ("Learning rate", "the learning rate"),
     "n_steps": ("EM steps N", "the number of Euler-Maruyama steps N"),
     "mc": ("MC samples K", "the number of Monte Carlo samples K"),
     "batch": ("Batch size", "the batch size"),
 }
-NUMBER_FIELDS = ("m", "iters", "eval_every", "R", "lr", "n_steps", "mc", "batch")
+NUMBER_FIELDS = ("m", "iters", "eval_every", "n_gen", "R", "lr", "n_steps", "mc", "batch")
 # the setting names in core's messages (core.config_checks, core.sde) -> the form field that sets them
 CORE_NAMES = {
     "m (training set size)": "m", "diffusion time T": "T", "iters": "iters", "epochs": "iters", "seed": "seeds",
     "R": "R", "eval_every": "eval_every", "logpx_every": "eval_every", "lr (learning rate)": "lr",
     "number of Euler-Maruyama steps N": "n_steps", "N (Euler-Maruyama steps)": "n_steps", "mc_samples (K)": "mc",
-    "batch": "batch",
+    "batch": "batch", "n_gen": "n_gen",
 }
 _AT_LEAST = re.compile(r"^(?P<name>.+?) must be an integer >= (?P<low>-?\d+), got (?P<got>.+)$", re.S)
 _POSITIVE = re.compile(r"^(?P<name>.+?) must be a finite number > 0, got (?P<got>.+)$", re.S)
@@ -178,6 +181,13 @@ class RunForm(QWidget):
         self.preset.addItems(list(PRESETS))
         self.eval_every = _spin(d.eval_every)
         self.eval_every.setToolTip("evaluate the bound and the test gap every k iterations (0: only at the end)")
+        self.n_gen = _spin(d.n_gen)
+        self.n_gen.setToolTip("generated samples per draw of each evaluation (the test KL uses several draws); the "
+                              "evaluation's time grows with it: see the estimate above Run")
+        self.previews = QCheckBox("Full evaluation only at the end")
+        self.previews.setToolTip(
+            f"evaluations before the last are light previews ({d.preview_samples} samples, one draw, no error bar); "
+            "the last one is in full, so the final numbers are the same")
         self.lr = _double_spin(0, 1000, 6, d.lr)
         self.n_steps = _spin(d.n_steps)
         self.mc = _spin(d.mc_samples)
@@ -188,6 +198,12 @@ class RunForm(QWidget):
         self.warning = QLabel()
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet("color: #b9770e;")
+        self.estimate = QLabel()
+        self.estimate.setWordWrap(True)
+        self.estimate.setStyleSheet("color: palette(mid);")
+        self.estimate.setToolTip("what the run or sweep should take on this machine: the network's FLOPs at the "
+                                 "matmul speed measured here (core/cost_estimate.py); other work on the machine "
+                                 "makes it longer")
         self.run_button = QPushButton("Run")
         self.run_button.setDefault(True)
         self.select_button = QPushButton("Select T by bound")
@@ -210,6 +226,8 @@ class RunForm(QWidget):
         form.addRow("Bound variant", self.variant)
         form.addRow("Preset", self.preset)
         form.addRow("Evaluate every", self.eval_every)
+        form.addRow("Samples per evaluation", self.n_gen)
+        form.addRow("", self.previews)
         advanced = QGroupBox("Advanced")
         adv = QFormLayout(advanced)
         adv.addRow("Learning rate", self.lr)
@@ -231,6 +249,7 @@ class RunForm(QWidget):
         actions.setContentsMargins(6, 2, 6, 4)
         actions.addWidget(self.error)
         actions.addWidget(self.warning)
+        actions.addWidget(self.estimate)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button, stretch=2)
         buttons.addWidget(self.select_button, stretch=1)
@@ -247,6 +266,7 @@ class RunForm(QWidget):
             getattr(self, name).textChanged.connect(self.revalidate)
         for name in ("variant", "preset"):
             getattr(self, name).activated.connect(lambda _index, name=name: self._edited.add(name))
+        self.previews.toggled.connect(self.revalidate)
         self.dataset.activated.connect(self._dataset_picked)
         self.model.currentIndexChanged.connect(self._model_changed)
         self.dataset.currentIndexChanged.connect(self._dataset_changed)
@@ -256,6 +276,7 @@ class RunForm(QWidget):
         self.run_button.clicked.connect(self._run)
         self.select_button.clicked.connect(self._select)
         self._applied = self._defaults()
+        matmul_gflops("cpu"), matmul_gflops("cpu", 1)  # measured now, before any run shares the CPU (20 ms each)
         self.revalidate()
 
     # --- model, dataset and their defaults -------------------------------------------------------------------
@@ -286,7 +307,7 @@ class RunForm(QWidget):
                     "preset": v.preset}
         d = image_config() if kind == "images" else DiffusionConfig()
         return {"m": d.m, "iters": d.iters, "eval_every": d.eval_every, "R": d.R, "mc": d.mc_samples, "lr": d.lr,
-                "batch": d.batch, "n_steps": d.n_steps,
+                "batch": d.batch, "n_steps": d.n_steps, "n_gen": d.n_gen,
                 "preset": IMAGE_DEFAULTS["preset"] if kind == "images" else next(iter(PRESETS))}
 
     def _dataset_picked(self) -> None:
@@ -308,7 +329,7 @@ class RunForm(QWidget):
         self.iters_label.setText("Epochs" if vae else "Iterations")
         self.eval_every.setToolTip("importance-sampled log p(x) every k epochs (0: never)" if vae else
                                    "evaluate the bound and the test gap every k iterations (0: only at the end)")
-        for w in (self.T, self.R, self.variant, self.mc):
+        for w in (self.T, self.R, self.variant, self.mc, self.n_gen, self.previews):
             w.setEnabled(not vae)
         self._dataset_changed()
 
@@ -375,6 +396,9 @@ class RunForm(QWidget):
         self.error.setVisible(bool(check.problems))
         self.warning.setText("\n".join(check.warnings))
         self.warning.setVisible(bool(check.warnings))
+        said = self._estimate(check)
+        self.estimate.setText(said)
+        self.estimate.setVisible(bool(said))
         ok = not check.problems
         self.run_button.setEnabled(ok)
         self.select_button.setEnabled(ok and not self.is_vae)
@@ -454,7 +478,7 @@ class RunForm(QWidget):
         common = dict(
             data=v["data"], data_path=v["data_path"], m=v["m"], T=Ts[0], iters=v["iters"], seed=seeds[0],
             eval_every=v["eval_every"], variant=v["variant"], R=v["R"], lr=v["lr"], mc_samples=v["mc"],
-            batch=v["batch"],
+            batch=v["batch"], n_gen=v["n_gen"], preview_evals=self.previews.isChecked(),
         )
         if v["data"] in IMAGE_SOURCES:
             config = image_config(**common, preset=v["preset"])
@@ -509,6 +533,19 @@ class RunForm(QWidget):
             return Problem("m", f"Training points m: {label} {n:,} images; {m:,} training plus "
                                 f"{_count(n_test, 'test image')} do not fit, so use at most {max(n - n_test, 0):,}.")
         return None
+
+    def _estimate(self, check: Check) -> str:
+        """The expected time of the valid settings (diffusion on points), as a sweep would run it (explorer/jobs.py)."""
+        if check.result is None or self.is_vae:
+            return ""
+        config, Ts, seeds = check.result
+        runs = len(Ts) * len(seeds)
+        workers = 1 if runs == 1 else max(1, min(os.cpu_count() or 1, runs))
+        estimate = estimate_diffusion_time(config, runs, workers)
+        if estimate is None:
+            return ""
+        what = f"{runs} runs on {workers} worker{'s' if workers > 1 else ''}" if runs > 1 else "this run"
+        return f"Estimated time for {what} {estimate.describe()}"
 
     def _warnings(self, v: dict, bad: set[str]) -> list[str]:
         """Valid settings that make little sense or cost much: shown in amber, Run stays enabled."""

@@ -235,3 +235,26 @@ def test_steps_with_the_arrows_count_as_edits(qtbot, form):
     assert form.m.value() == 201
     pick(form.dataset, "digits 8x8 (images)")
     assert form.m.value() == 201
+
+
+def test_the_evaluations_cost_is_shown_and_previews_and_samples_reach_the_config(qtbot, form):
+    """Issue #12 item 3: the samples per evaluation and the preview choice are shown with what they cost."""
+    from core.cost_estimate import estimate_diffusion_time
+
+    assert form.estimate.isVisibleTo(form.actions)
+    full = form.estimate.text()
+    assert full.startswith("Estimated time for this run ≈") and "11 evaluations" not in full
+    assert "10 evaluations" in full and "8 × 1000 samples × 1000 steps" in full
+    config = form.request()[0]
+    assert full.endswith(estimate_diffusion_time(config).describe().split(": ", 1)[1])
+    type_into(qtbot, form.n_gen, "500")
+    assert "8 × 500 samples" in form.estimate.text()
+    form.previews.setChecked(True)
+    assert "9 previews" in form.estimate.text() and "a full evaluation" in form.estimate.text()
+    with qtbot.waitSignal(form.run_requested, timeout=1000) as signal:
+        form.run_button.click()
+    assert signal.args[0].n_gen == 500 and signal.args[0].preview_evals is True
+    type_into(qtbot, form.seeds, "0,1,2")
+    assert "3 runs on" in form.estimate.text()
+    form.model.setCurrentIndex(form.model.findData("vae"))
+    assert not form.estimate.isVisibleTo(form.actions) and not form.previews.isEnabled()
