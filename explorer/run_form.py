@@ -200,7 +200,7 @@ class RunForm(QWidget):
         self.warning.setStyleSheet("color: #b9770e;")
         self.estimate = QLabel()
         self.estimate.setWordWrap(True)
-        self.estimate.setStyleSheet("color: palette(mid);")
+        self.estimate.setStyleSheet("color: #5d6d7e;")
         self.estimate.setToolTip("what the run or sweep should take on this machine: the network's FLOPs at the "
                                  "matmul speed measured here (core/cost_estimate.py); other work on the machine "
                                  "makes it longer")

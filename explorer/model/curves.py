@@ -146,11 +146,22 @@ def _gap_curves(run: TrainingRun, view: ViewState, label: str, focus: bool) -> l
     ex = eval_x(run, view)
     if not len(ex):
         return []
+    previews = [bool(ev.get("preview")) for ev in run.evals]
     out = []
     for i, series in enumerate(run.spec.gap):
-        x, y = points(ex, eval_values(run, series))
+        values = eval_values(run, series)
+        light = series.key == run.spec.test_key and any(previews)
+        if light:  # a preview's test metric uses fewer samples: not on the same line as the full evaluations
+            values, preview_values = ([None if p else v for v, p in zip(values, previews)],
+                                      [v if p else None for v, p in zip(values, previews)])
+        x, y = points(ex, values)
+        look = _look(run, series, i, label, focus)
         out.append(Curve("gap", run.run_id, series.key, x, y, width=2.0 if series.main else 1.2,
-                         symbol=series.symbol, **_look(run, series, i, label, focus)))
+                         symbol=series.symbol, **look))
+        if light:
+            px, py = points(ex, preview_values)
+            out.append(Curve("gap", run.run_id, f"{series.key}:preview", px, py, look["colour"], style="none",
+                             symbol="t", legend=f"{series.label} (preview)" if focus else None))
     return out
 
 
@@ -164,6 +175,8 @@ def style_key(spec: CurveSpec, plot: str, view: ViewState) -> str:
     if plot == "gap":
         series = list(spec.gap)
     parts = [f"{STYLE_NAMES[s.style]}: {s.label}" for s in series]
+    if plot == "gap" and spec.kind != VAE:
+        parts.append(f"triangles: {spec.test_label} of a preview")
     if plot == "bound" and view.terms_mode == "stacked" and spec.kind != VAE:
         parts.append("terms stacked")
     return " · ".join(parts)

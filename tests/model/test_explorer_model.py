@@ -119,6 +119,22 @@ def test_terms_modes_and_the_scaled_terms():
     assert stacked["generator"] == pytest.approx([1.0 + 0.5 + math.sqrt(2) * 2 * (0.25 + 0.1)] * 2)
 
 
+def test_preview_evaluations_are_drawn_apart_from_the_full_ones():
+    """Issue #12: a preview's test KL (fewer samples, one draw) is not joined to the full evaluations' line."""
+    run = make_run(1, evals=3)
+    for ev, preview in zip(run.evals, (True, True, False)):
+        ev["preview"] = preview
+    gap = {c.key: c for c in build_curves([run], ViewState(kind=POINTS)) if c.plot == "gap"}
+    assert list(gap["test_kl"].x) == [10.0] and list(gap["test_kl:preview"].x) == [3.0, 6.0]
+    assert gap["test_kl:preview"].style == "none" and gap["test_kl:preview"].symbol == "t"
+    assert list(gap["dsm_gap"].x) == [3.0, 6.0, 10.0]  # the DSM gap does not depend on the samples
+    focused = build_curves([run], ViewState(kind=POINTS, focus_mode=True, focused=1))
+    assert "test KL (preview)" in [c.legend for c in focused]
+    assert "triangles" in style_key(run.spec, "gap", ViewState(kind=POINTS))
+    plain = {c.key for c in build_curves([make_run(2)], ViewState(kind=POINTS)) if c.plot == "gap"}
+    assert "test_kl:preview" not in plain
+
+
 # -- kinds ----------------------------------------------------------------------------------------------
 def test_runs_of_different_kinds_never_share_an_axis():
     dm, vae = make_run(1), make_run(2, VAEConfig(m=10, batch=5, epochs=2), evals=2, steps=4)
