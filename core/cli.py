@@ -35,7 +35,7 @@ from .training.config import DiffusionConfig
 from .training.diffusion import train_diffusion
 from .data.images import IMAGE_SOURCES
 from .diffusion.unet import UNET_PRESETS
-from .training.config import IMAGE_DEFAULTS, image_config
+from .training.config import IMAGE_DEFAULTS, image_config, load_run_data_with_shape
 from .vae.config import IMAGE_DATASETS, VAEConfig
 from .vae.train import train_vae
 
@@ -179,6 +179,31 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true",
                         help="overwrite an existing figure, CSV or script (a symbolic link is never followed or "
                         "replaced, even with --force)")
+    bound = sub.add_parser("bound", help="the bound and test gap of your own score network (docs/own-models.md)")
+    bound.add_argument("--model-module", required=True, metavar="FILE.py:FUNCTION",
+                       help="a Python file and the function in it that returns the network, called as net(y, t) "
+                       "with y (n, d) and t (n,); the file is run as Python code")
+    bound.add_argument("--weights", type=Path, default=None, help="its weights, a safetensors file (never a pickle)")
+    bound.add_argument("--output", default="score", choices=["score", "eps", "drift"],
+                       help="what the network returns: the score, the predicted noise eps (score = -eps/sigma(t)) or "
+                       "the drift a (score = a/sqrt(beta(t))) (default %(default)s)")
+    d = DiffusionConfig()
+    bound.add_argument("--data", default=d.data, help="dataset, as for train (default %(default)s)")
+    bound.add_argument("--data-path", default="", help="the data file or folder of --data file and image sources")
+    bound.add_argument("--m", type=integer, default=d.m, help="training points (default %(default)s)")
+    bound.add_argument("--n-test", type=integer, default=d.n_test, dest="n_test", help="test points (default %(default)s)")
+    bound.add_argument("--seed", type=integer, default=d.seed, help="seed of the data split and the evaluation (default %(default)s)")
+    bound.add_argument("--T", type=float, required=True, help="diffusion time")
+    bound.add_argument("--variant", default=d.variant, choices=sorted(VARIANTS), help="bound variant (default %(default)s)")
+    bound.add_argument("--R", type=float, default=d.R, help="sub-Gaussian constant (default %(default)s)")
+    bound.add_argument("--N", type=integer, default=d.n_steps, dest="n_steps", help="Euler-Maruyama steps (default %(default)s)")
+    bound.add_argument("--K", type=integer, default=d.mc_samples, dest="mc_samples", help="Monte Carlo samples (default %(default)s)")
+    bound.add_argument("--n-gen", "--eval-samples", type=integer, default=d.n_gen, dest="n_gen",
+                       help="generated samples per draw (default %(default)s)")
+    bound.add_argument("--test-kl-draws", type=integer, default=d.test_kl_draws, dest="test_kl_draws",
+                       help="draws of --n-gen samples for the test KL (default %(default)s)")
+    bound.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
+    bound.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     resume = sub.add_parser("resume", help="continue training from a checkpoint, exactly")
     resume.add_argument("checkpoint", type=Path)
     resume.add_argument("--iters", type=integer, default=None, help="train up to this many iterations (default: the run's)")
@@ -441,6 +466,38 @@ def _value(value, spec: str = ".4f") -> str:
     return format(value, spec)
 
 
+def cmd_bound(args: argparse.Namespace) -> int:
+    """The bound of a user's own network on a dataset's training split, and its test gap on the test split."""
+    from .api import diffusion_bound
+    from .user_model import load_user_network
+
+    _check_device(args.device)
+    cfg = DiffusionConfig(data=args.data, data_path=args.data_path, m=args.m, n_test=args.n_test, seed=args.seed)
+    if cfg.is_images:
+        raise ConfigError("infogen bound takes point data (a dataset of points or --data file); for images use "
+                          "core.api.diffusion_bound from Python on the space your network models")
+    x_train, x_test, _ = load_run_data_with_shape(cfg.validate())
+    net = load_user_network(args.model_module, args.weights, args.device)
+    device = torch.device(args.device)
+    result = diffusion_bound(
+        net, torch.from_numpy(x_train).to(device), args.T, x_test=torch.from_numpy(x_test).to(device),
+        output=args.output, variant=args.variant, R=args.R, N=args.n_steps, K=args.mc_samples, n_gen=args.n_gen,
+        test_kl_draws=args.test_kl_draws, seed=args.seed,
+    )
+    shown = {k: v for k, v in result.items() if k != "samples"}
+    if args.json:
+        print(json.dumps(to_json(shown)))
+        return 0
+    t = result["terms"]
+    print(f"{args.model_module}  T={args.T:g}  m={t['m']}  variant {result['variant']}  R={t['R']:g}  N={t['N']}  K={t['K']}")
+    print(f"  bound          {result['bound']:.4f}")
+    for term in SHOWN_TERMS:
+        print(f"  {term:<14} {t[term]:.4f}")
+    print(f"  test_kl        {result['test_kl']:.4f} ± {_se(result.get('test_kl_se'))}  ({result['test_kl_draws']} draws)")
+    print(f"  dsm_gap        {result['dsm_gap']:.4f}  (held-out {result['dsm_test']:.4f} - train {result['dsm_train']:.4f})")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     vae = ckpt.model == "vae"
@@ -547,7 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
         commands = {"train": cmd_train, "sweep": cmd_sweep, "select-t": cmd_select_t, "info": cmd_info,
-                    "resume": cmd_resume, "export": cmd_export}
+                    "resume": cmd_resume, "export": cmd_export, "bound": cmd_bound}
         if args.command in ("train", "sweep", "select-t"):
             check_writable_folder(args.out)  # a message, not a traceback, before any work
         if args.command in ("train", "sweep", "select-t", "resume"):

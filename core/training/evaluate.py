@@ -68,7 +68,7 @@ def evaluate_ensemble(
     sde: VPSDE,
     configs: Sequence[DiffusionConfig],
     x_train: torch.Tensor,
-    x_test: torch.Tensor,
+    x_test: torch.Tensor | None,
     last_epoch_loss: Sequence[float],
     last_minibatch_loss: Sequence[float],
     members: Sequence[int],
@@ -79,7 +79,9 @@ def evaluate_ensemble(
     """Evaluation records (kind "eval") for the listed members of the ensemble.
 
     ``final`` = False with ``preview_evals`` set makes a light preview: fewer generated samples, one test-KL
-    draw (DiffusionConfig.eval_sampling); the record says so (``preview``, ``n_gen``, ``test_kl_draws``)."""
+    draw (DiffusionConfig.eval_sampling); the record says so (``preview``, ``n_gen``, ``test_kl_draws``).
+    ``x_test`` None (core.api without test data, points only): no test metrics, and no test-KL draws beyond the
+    first."""
     device = x_train.device
     first = configs[0]
     images = first.is_images
@@ -93,6 +95,8 @@ def evaluate_ensemble(
     # The first draw of n_gen samples comes from the evaluation stream and gives L, the shown samples and the
     # frames; the test KL's other D - 1 draws come from a stream of their own, so the bound does not depend on D.
     n_gen, n_draws = first.eval_sampling(final)
+    if x_test is None:
+        n_draws = 1
     preview = first.preview_evals and not final
     y0 = normal(gens, (n_gen, x_train.shape[-1]), device)
     generated = euler_maruyama(
@@ -111,7 +115,7 @@ def evaluate_ensemble(
     L_by_method["clean-batch"] = clean_batch_L(model, sde, x_train, T, gens)
     chunk = IMAGE_CHUNK if images else None
     dsm_train = dsm_eval(model, sde, x_train, T, gens, first.dsm_eval_draws, chunk)
-    dsm_test = dsm_eval(model, sde, x_test, T, gens, first.dsm_eval_draws, chunk)
+    dsm_test = None if x_test is None else dsm_eval(model, sde, x_test, T, gens, first.dsm_eval_draws, chunk)
 
     records = []
     for e in members:
@@ -127,7 +131,6 @@ def evaluate_ensemble(
             bounds[name] = _bound_for(variant, cfg, x_train[e], score_matching, float(L_by_method[variant.lipschitz][e]), gens[e], sde)
         chosen = bounds[cfg.variant]
         draws = all_samples[e].reshape(n_draws, n_gen, -1)
-        test_kl = kde_kl_draws(x_test[e], draws, cfg.kde_bandwidth)
         samples = draws[0]
         shown = inverse_logit(samples) if images else samples
         record = {
@@ -137,17 +140,17 @@ def evaluate_ensemble(
             "bound": chosen["total"],
             **{k: v for k, v in chosen.items() if k != "total"},
             "bounds": bounds,
-            "test_kl": test_kl.mean,
-            "test_kl_se": test_kl.se,
             "test_kl_draws": n_draws,
             "n_gen": n_gen,
             "preview": preview,
             "dsm_train": float(dsm_train[e]),
-            "dsm_test": float(dsm_test[e]),
-            "dsm_gap": float(dsm_test[e] - dsm_train[e]),
             **memorization_summary(shown, pixels_train[e]),
             "samples": shown.float().cpu().numpy(),
         }
+        if x_test is not None:
+            test_kl = kde_kl_draws(x_test[e], draws, cfg.kde_bandwidth)
+            record.update(test_kl=test_kl.mean, test_kl_se=test_kl.se, dsm_test=float(dsm_test[e]),
+                          dsm_gap=float(dsm_test[e] - dsm_train[e]))
         if images:
             record["test_bpd"] = float(bpd_mean[e])
             record["test_bpd_se"] = float(bpd_se[e])
