@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import tempfile
 import time
 from pathlib import Path
@@ -94,12 +95,17 @@ def training_flops_per_row(widths: list[int]) -> int:
 
 
 def _rate(flops: float, run, seconds: float) -> float:
+    """GFLOP/s of ``run`` (``flops`` each call): the best of five blocks of seconds / 5, so that a moment of
+    slower clock does not lower the floor."""
     run()  # warm up
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        run()
-        n += 1
-    return n * flops / (time.perf_counter() - start) / 1e9
+    best = 0.0
+    for _ in range(5):
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 5:
+            run()
+            n += 1
+        best = max(best, n * flops / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def inference_gflops(widths: list[int], members: int, rows: int, seconds: float = 1.0) -> float:
@@ -166,7 +172,7 @@ def main() -> None:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    import torch._dynamo  # noqa: F401  # torch.optim's first step imports it (about 1 s, once per process): not training
+    importlib.import_module("torch._dynamo")  # torch.optim imports it at its first step (about 1 s, once per process)
     split = base.with_(iters=args.split_iters, eval_every=0)
     with tempfile.TemporaryDirectory() as tmp:
         group = group_runs(plan_sweep(split, Ts, seeds, Path(tmp) / "s"), jobs)[0]

@@ -124,6 +124,9 @@ def _add_dm_options(p: argparse.ArgumentParser, sweep: bool, select: bool = Fals
         vae.add_argument("--logpx-every", type=integer, default=v.logpx_every, help="importance-sampled log p(x) every k epochs")
         vae.add_argument("--train-stats", default=v.train_stats, choices=["running", "end-pass"])
     p.add_argument("--out", required=True, type=Path, help="output directory")
+    if not select:
+        p.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
+                       help="also write TensorBoard event files into DIR (a sweep: when it finishes)")
     p.add_argument("--overwrite", action="store_true",
                    help="if --out already holds a run, move it aside (renamed, never deleted) instead of refusing")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -165,7 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print one JSON object")
     export = sub.add_parser("export", help="a figure for a paper (matplotlib), with its CSV and a script")
     export.add_argument("source", type=Path, help="run directory, sweep directory or checkpoint")
-    export.add_argument("--figure", required=True, choices=["loss", "bound", "gap", "bound-vs-T", "samples"])
+    export.add_argument("--figure", choices=["loss", "bound", "gap", "bound-vs-T", "samples"],
+                        help="the figure to draw (or --tensorboard instead)")
+    export.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
+                        help="write the run (or every run of the sweep, and its summary against T) as TensorBoard "
+                        "event files into DIR instead of a figure")
     export.add_argument("--format", default="pdf", choices=["pdf", "svg", "png", "pgf"])
     export.add_argument("--width-in", type=float, default=3.25, help="figure width in inches (default %(default)s)")
     export.add_argument("--dpi", type=float, default=300, help="resolution of PNG output (default %(default)s)")
@@ -258,6 +265,15 @@ def _interrupted(writer: RunRecorder, bar: tqdm, step: int, out: Path) -> int:
     return EXIT_INTERRUPTED
 
 
+def _tensorboard(args: argparse.Namespace):
+    """A live TensorBoard writer for --tensorboard DIR, or None."""
+    if getattr(args, "tensorboard", None) is None:
+        return None
+    from .export.tensorboard import TensorBoardRun
+
+    return TensorBoardRun(args.tensorboard)
+
+
 def _say_moved(recorder: RunRecorder) -> None:
     if recorder.moved_aside is not None:
         print(f"moved the earlier run in {recorder.folder} aside to {recorder.moved_aside}", file=sys.stderr)
@@ -274,12 +290,15 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
                     seed=args.seed, preset=args.preset or v.preset, likelihood=args.likelihood, r=args.r, logpx_every=args.logpx_every,
                     train_stats=args.train_stats, device=args.device).validate()
     last, error = None, None
+    board = _tensorboard(args)
     with RunRecorder(args.out, cfg.as_dict(), model="vae", overwrite=args.overwrite) as writer:
         _say_moved(writer)
         bar = tqdm(total=cfg.epochs, desc=f"train vae {cfg.data}", unit="epoch", file=sys.stderr, mininterval=0.5)
         try:
             for record in train_vae(cfg):
                 writer.write(record)
+                if board is not None:
+                    board.write(record)
                 if record["kind"] == "epoch":
                     last = record
                     bar.update(1)
@@ -290,6 +309,9 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
                     error = record["message"]
         except KeyboardInterrupt:
             return _interrupted(writer, bar, last["step"] if last else 0, args.out)
+        finally:
+            if board is not None:
+                board.close()
     bar.close()
     if error:
         print(f"error: {error}", file=sys.stderr)
@@ -305,6 +327,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return cmd_train_vae(args)
     cfg = _config_from(args, T=args.T, seed=args.seed)
     final, error = None, None
+    board = _tensorboard(args)
     with RunRecorder(args.out, cfg.as_dict(), overwrite=args.overwrite) as writer:
         _say_moved(writer)
         _say_estimate(cfg)
@@ -312,6 +335,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             for record in train_diffusion(cfg):
                 writer.write(record)
+                if board is not None:
+                    board.write(record)
                 if record["kind"] == "step":
                     bar.update(record["step"] - bar.n)
                     bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
@@ -322,6 +347,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                     error = record["message"]
         except KeyboardInterrupt:
             return _interrupted(writer, bar, bar.n, args.out)
+        finally:
+            if board is not None:
+                board.close()
     bar.close()
     if error:
         print(f"error: {error}", file=sys.stderr)
@@ -389,6 +417,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     bar.update(base.iters - bar.n)
     bar.close()
+    if args.tensorboard is not None:
+        from .export.tensorboard import export_sweep
+
+        export_sweep(args.out, args.tensorboard)
+        print(f"tensorboard: {args.tensorboard}", file=sys.stderr)
     if args.json:
         print(json.dumps(to_json(summary)))
     else:
@@ -540,10 +573,29 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export.figures import export_figure
 
+    if args.tensorboard is not None:
+        return _export_tensorboard(args.source, args.tensorboard)
+    if args.figure is None:
+        raise ConfigError("infogen export needs --figure FIGURE or --tensorboard DIR")
+
     paths = export_figure(args.source, args.figure, args.format, args.width_in, args.dpi, args.out, args.smoothing,
                           args.variant, force=args.force, log_y=args.log_y, terms=args.terms)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
+    return 0
+
+
+def _export_tensorboard(source: Path, out: Path) -> int:
+    from .export.tensorboard import export_run, export_sweep
+
+    if (source / "summary.json").is_file():
+        count = export_sweep(source, out)
+        print(f"tensorboard: {out} ({count} runs and the summary against T)")
+    elif source.is_dir():
+        count = export_run(source, out)
+        print(f"tensorboard: {out} ({count} records)")
+    else:
+        raise ConfigError(f"--tensorboard exports a run or sweep folder; {source} is neither")
     return 0
 
 

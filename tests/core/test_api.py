@@ -167,3 +167,16 @@ def test_infogen_bound_names_what_is_wrong(tmp_path, capsys):
     for extra, message in cases:
         assert main(base + extra) == 2
         assert message in capsys.readouterr().err
+
+
+def test_the_library_imports_without_qt_and_core_itself_in_well_under_a_second():
+    """Issue #13: `pip install infogen-explorer` without the app extra gives the core, the API and the CLI."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time; s = time.perf_counter(); import core; took = time.perf_counter() - s; "
+            "import core.api, core.cli, core.export.tensorboard; "
+            "bad = [m for m in ('PySide6', 'pyqtgraph', 'superqt', 'qasync', 'explorer') if m in sys.modules]; "
+            "print(took, bad); sys.exit(1 if bad or took > 1.0 else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
