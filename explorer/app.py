@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from core.allocator import keep_freed_memory
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="infogen-explorer", description="InfoGen Explorer desktop app")
@@ -28,7 +26,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    keep_freed_memory()  # training and sampling steps reuse their memory (core/allocator.py)
     import qasync
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication

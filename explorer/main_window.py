@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
+from core.allocator import keep_freed_memory
 from core.training.config import DiffusionConfig
 from core.vae.config import VAEConfig
 
@@ -51,6 +52,7 @@ def leave_gui_a_core() -> None:
     """
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
+    keep_freed_memory()  # training and sampling steps reuse their memory, as in the CLI (core/allocator.py)
 
 
 MIN_PLOTS_WIDTH = 350  # the two control rows of the plots fit in it
