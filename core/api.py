@@ -16,7 +16,8 @@ in chunks of ``chunk`` points, without gradients, on the device of x_train.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -162,3 +163,45 @@ def _with_score_matching(record: dict, value: float, cfg: DiffusionConfig, repla
     chosen = bounds[cfg.variant]
     fields = {k: v for k, v in chosen.items() if k != "total"}
     return {**record, **fields, "bounds": bounds, "bound": chosen["total"]}
+
+
+def bound_against_T(
+    score_fn: ScoreFn,
+    x_train: torch.Tensor,
+    Ts: Sequence[float],
+    *,
+    x_test: torch.Tensor,
+    seed: int = 0,
+    data: str = "points",
+    should_stop: Callable[[], bool] | None = None,
+    **options,
+) -> Iterator[dict]:
+    """The bound of one trained network at each T of ``Ts``, as a sweep's events: an ``eval`` per T (``run`` =
+    T<T>_seed<seed>, ``step`` = ``iters`` = 0: nothing is trained) and then a ``summary`` shaped like a sweep's
+    (core.sweep.summarize), so the app's sweep view and ``infogen export`` read it as one. ``options`` are
+    diffusion_bound's; the test points are needed (the summary compares the bound with the test KL)."""
+    from .sweep import SweepRun, summarize
+
+    if x_test is None:
+        raise ConfigError("the bound against T is compared with the test KL: give x_test")
+
+    finals, runs = {}, []
+    for T in Ts:
+        if should_stop is not None and should_stop():
+            return
+        result = diffusion_bound(score_fn, x_train, T, x_test=x_test, seed=seed, **options)
+        name = f"T{float(T):g}_seed{seed}"
+        record = {**result["terms"], **{k: v for k, v in result.items() if k != "terms"}}
+        finals[name] = record
+        cfg = DiffusionConfig(data="file", T=float(T), seed=seed, iters=1, variant=options.get("variant", "exact"))
+        runs.append(SweepRun(name, cfg, Path(name)))
+        yield {"kind": "eval", "run": name, "T": float(T), "step": 0, "iters": 0, **record}
+    terms = next(iter(finals.values()))
+    base = DiffusionConfig(
+        data=data, m=int(terms["m"]), iters=1, R=float(terms["R"]), variant=options.get("variant", "exact"),
+        n_steps=int(terms["N"]), mc_samples=int(terms["K"]), n_gen=options.get("n_gen", 1000),
+        test_kl_draws=options.get("test_kl_draws", 8),
+    )
+    summary = summarize(runs, [float(T) for T in Ts], [seed], base, finals, {})
+    summary["iters"] = 0  # nothing was trained: one network, evaluated at every T
+    yield {"kind": "summary", "summary": summary}

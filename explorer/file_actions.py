@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import thread_worker
 
 from core.checkpoint import CHECKPOINT_NAME
-from core.errors import InfoGenError
+from core.errors import ConfigError, InfoGenError
 from core.export.figures import FORMATS, RUN_FIGURES, SWEEP_FIGURES, export_figure
 from core.io.atomic import atomic_write_bytes
 
@@ -50,6 +50,7 @@ class FileActions:
         menu = window.menuBar().addMenu("&File")
         self.open_action = self._action(menu, "&Open checkpoint…", self.open_dialog, QKeySequence.StandardKey.Open)
         self._action(menu, "Open &sweep folder…", self.open_folder_dialog)
+        self._action(menu, "Open &model…", self.open_model_dialog)
         self.recent_menu: QMenu = menu.addMenu("Open &recent")
         menu.addSeparator()
         self.save_action = self._action(menu, "&Save", self.save, QKeySequence.StandardKey.Save)
@@ -77,6 +78,35 @@ class FileActions:
         path = QFileDialog.getExistingDirectory(self.window, "Open a sweep or run folder")
         if path:
             self.open_path(path)
+
+    def open_model_dialog(self) -> None:
+        """Ask for a user's own score network and evaluate it on the run form's data at every T of its grid."""
+        from .model_dialog import ModelDialog
+
+        try:
+            config, Ts, _ = self.window.form.request()
+        except ConfigError as exc:
+            self.window.show_error(f"Open model: the run form's settings are not valid: {exc}")
+            return
+        dialog = ModelDialog(self.window, f" (now {config.data}, m = {config.m}, T = {', '.join(f'{T:g}' for T in Ts[:6])}"
+                                          f"{'…' if len(Ts) > 6 else ''})")
+        if dialog.exec():
+            self.open_model(dialog.spec(), dialog.weights_path(), dialog.output_kind())
+
+    def open_model(self, spec: str, weights: Path | None, output: str) -> None:
+        """Evaluate FILE.py:FUNCTION at every T of the form's grid, as a sweep entry (errors go to its banner)."""
+        try:
+            config, Ts, _ = self.window.form.request()
+        except ConfigError as exc:
+            self.window.show_error(f"Open model: the run form's settings are not valid: {exc}")
+            return
+        if getattr(config, "is_images", True):
+            self.window.show_error("Open model: choose a points dataset in the run form (the network's bound is "
+                                   "evaluated on points; for images use core.api from Python)")
+            return
+        self.window.manager.start_model(spec, weights, output, config, Ts)
+        self.window.clear_error()
+        self.window.statusBar().showMessage(f"Evaluating {spec} at {len(Ts)} value(s) of T…")
 
     def open_path(self, path: str | Path) -> None:
         """Read ``path`` off the GUI thread; the run appears when it is loaded, or the reason it cannot be (any

@@ -13,13 +13,17 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import torch
+
+from core.api import bound_against_T
 from core.checkpoint import load_checkpoint
 from core.io.recorder import RunRecorder
 from core.select_t import select_t
 from core.sweep import run_sweep
-from core.training.config import DiffusionConfig
+from core.training.config import DiffusionConfig, load_run_data_with_shape
 from core.training.diffusion import train_diffusion
 from core.vae.config import VAEConfig
+from core.user_model import load_user_network
 from core.vae.train import train_vae
 
 THROTTLE_SECONDS = 0.05
@@ -83,3 +87,26 @@ def vae_job(config: VAEConfig, folder: Path, stop: threading.Event) -> Iterator[
                 yield record
 
     yield from throttled(records())
+
+
+def model_bound_job(
+    spec: str, weights: Path | None, output: str, config: DiffusionConfig, Ts: list[float], stop: threading.Event
+) -> Iterator[list[dict]]:
+    """A user's own score network (core.user_model: their file, run as Python by their choice, weights from
+    safetensors) evaluated at every T of ``Ts`` on ``config``'s data split (core.api.bound_against_T), as a
+    sweep's events; a progress event after each T moves the entry's bar."""
+
+    def events() -> Iterator[dict]:
+        net = load_user_network(spec, weights, config.device)
+        x_train, x_test, _ = load_run_data_with_shape(config)
+        device = torch.device(config.device)
+        for event in bound_against_T(
+            net, torch.from_numpy(x_train).to(device), Ts, x_test=torch.from_numpy(x_test).to(device),
+            seed=config.seed, data=config.data, should_stop=stop.is_set, output=output, variant=config.variant,
+            R=config.R, N=config.n_steps, K=config.mc_samples, n_gen=config.n_gen, test_kl_draws=config.test_kl_draws,
+        ):
+            yield event
+            if event["kind"] == "eval":
+                yield {"kind": "progress", "runs": [event["run"]], "step": config.iters}
+
+    yield from throttled(events())

@@ -20,7 +20,7 @@ from core.errors import ConfigError
 from core.training.config import DiffusionConfig
 from core.vae.config import VAEConfig
 
-from .jobs import select_t_job, single_run_job, sweep_job, vae_job
+from .jobs import model_bound_job, select_t_job, single_run_job, sweep_job, vae_job
 from .model import EVALS, STATUS, Entry, RunCollection, Selection, Sweep, TrainingRun
 
 RUNS_DIR_ENV = "INFOGEN_RUNS_DIR"
@@ -75,6 +75,14 @@ class RunManager(QObject):
         label = f"select T in {t_range[0]:g}..{t_range[1]:g} {config.data} m={config.m} seed={config.seed}"
         sel = self._new(Selection, config, label, t_range=t_range)
         return self._launch(sel, select_t_job, config, t_range, sel.folder)
+
+    def start_model(self, spec: str, weights: Path | None, output: str, config: DiffusionConfig, Ts: list[float]) -> Entry:
+        """Evaluate a user's own score network at every T (File → Open model…): shown as a sweep of one seed."""
+        base = config.with_(T=Ts[0])
+        name = Path(spec.rpartition(":")[0]).name + ":" + spec.rpartition(":")[2]
+        label = f"model {name} {config.data} m={config.m} T={Ts[0]:g}..{Ts[-1]:g}"
+        entry = self._new(Sweep, base, label, Ts=list(Ts), seeds=[config.seed])
+        return self._launch(entry, model_bound_job, spec, weights, output, base, list(Ts))
 
     def add_loaded(self, entry: Entry) -> Entry:
         """Number and show an entry read from disk (explorer.model.loading); a file that failed to load never

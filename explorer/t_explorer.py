@@ -83,7 +83,9 @@ class TExplorer(QWidget):
         if run is not self._run:
             self._run, self._noise, self._drawn = run, None, None
             has_T = run is not None and run.spec.has_T  # T is a diffusion setting
-            self.view.setEnabled(isinstance(run, TrainingRun) and has_T)
+            self.view.setEnabled(isinstance(run, (TrainingRun, Sweep)) and has_T)
+            if isinstance(run, Sweep) and has_T:
+                self.view.setCurrentText(TRAJECTORY)  # a sweep shows its models' samples first; the encoder on demand
             self.slider.setEnabled(has_T)
             self.play.setEnabled(has_T)
             if not has_T:
@@ -104,7 +106,9 @@ class TExplorer(QWidget):
             self.caption.setText("select a run" if run is None else
                                  f"T is a diffusion setting: a {run.spec.title} run has no T views")
             return
-        if isinstance(run, Sweep):
+        if isinstance(run, Sweep) and self.view.currentText() == ENCODER:
+            self._show_encoder(run, T)
+        elif isinstance(run, Sweep):
             self._show_sweep_samples(run, T)
         elif isinstance(run, Selection):
             self._show_selection_samples(run, T)
@@ -129,7 +133,7 @@ class TExplorer(QWidget):
         self.image.setVisible(False)
         self.scatter.setData(pos=pts[:, :2], brush=pg.mkBrush(*run.colour, 150))
 
-    def _show_encoder(self, run: TrainingRun, T: float) -> None:
+    def _show_encoder(self, run: TrainingRun | Sweep, T: float) -> None:
         pts = training_points(run, self.update_view)
         if pts is None and loading_points(run):
             self._clear()
@@ -172,8 +176,9 @@ class TExplorer(QWidget):
         nearest = float(grid[int(np.argmin(np.abs(grid - T)))])
         seed = run.seeds[0]
         name = f"T{nearest:g}_seed{seed}"
-        samples = self._grid_samples(run.folder / name)
         final = run.finals.get(name)
+        carried = final.get("samples") if final is not None else None  # a network opened with Open model…
+        samples = np.asarray(carried) if carried is not None else self._grid_samples(run.folder / name)
         score = (f": bound {fmt(final.get('bound'), '.3f')}, {metric_text(final, run.spec.test_key, run.spec.test_label)}"
                  if final else "")
         if samples is None:

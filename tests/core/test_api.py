@@ -180,3 +180,19 @@ def test_the_library_imports_without_qt_and_core_itself_in_well_under_a_second()
             "print(took, bad); sys.exit(1 if bad or took > 1.0 else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_bound_against_t_is_a_sweep_shaped_record_of_one_network():
+    from core.api import bound_against_T
+
+    model, _, x_train, x_test = trained_mlp()
+    options = dict(N=CFG.n_steps, K=CFG.mc_samples, n_gen=CFG.n_gen, test_kl_draws=CFG.test_kl_draws,
+                   dsm_draws=CFG.dsm_eval_draws)
+    events = list(bound_against_T(as_score_fn(model), x_train, [0.4, 0.8], x_test=x_test, seed=3, **options))
+    assert [e["kind"] for e in events] == ["eval", "eval", "summary"]
+    assert [e["run"] for e in events[:2]] == ["T0.4_seed3", "T0.8_seed3"]
+    summary = events[-1]["summary"]
+    single = diffusion_bound(as_score_fn(model), x_train, 0.8, x_test=x_test, seed=3, **options)
+    assert summary["T"] == [0.4, 0.8] and summary["bound_mean"][1] == pytest.approx(single["bound"])
+    assert summary["test_kl_mean"][1] == pytest.approx(single["test_kl"]) and summary["bound_std"] == [0.0, 0.0]
+    assert summary["T_star_bound"] in (0.4, 0.8) and set(summary["variants"]) == set(single["bounds"])

@@ -328,3 +328,62 @@ def test_play_loops_over_the_runs_own_T_range_and_colours_do_not_repeat(qtbot, w
     t._advance()
     assert t.slider.value() == pytest.approx(0.006)
     assert run.colour == run_colour(run.run_id)
+
+
+USER_NET = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    """A hand-written score network, [y, t] -> 16 -> 2."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.hidden, self.out = nn.Linear(3, 16), nn.Linear(16, 2)
+
+    def forward(self, y, t):
+        return self.out(torch.tanh(self.hidden(torch.cat([y, t[:, None]], dim=1))))
+
+
+def build():
+    return Net()
+'''
+
+
+def test_open_model_evaluates_a_users_network_at_every_T_in_the_sweep_view(qtbot, window, tmp_path):
+    """Issue #13: File → Open model… shows a user's own network's bound against T (core.api.bound_against_T)."""
+    (tmp_path / "my_net.py").write_text(USER_NET)
+    form = window.form
+    form.T.setText("0.4,0.8")
+    form.m.setValue(40)
+    form.n_steps.setValue(20)
+    form.mc.setValue(20)
+    form.n_gen.setValue(50)
+    window.files.open_model(f"{tmp_path / 'my_net.py'}:build", None, "eps")
+    entry = window.runs.values()[-1]
+    assert entry.is_sweep and entry.name.split(" ", 2)[1] == "model"
+    qtbot.waitUntil(lambda: entry.summary is not None and not window.manager.busy, timeout=RUN_TIMEOUT_MS)
+    assert entry.summary["T"] == [0.4, 0.8] and entry.progress == 1.0
+    window.view.focused = entry.run_id
+    window.redraw(force=True)
+    view = window.sweep_view
+    assert view.entry is entry and list(view.bound_points()[0]) == [0.4, 0.8]
+    assert list(view.bound_points()[1]) == entry.summary["bound_mean"]
+    t = window.t_explorer
+    t.slider.setValue(0.8)
+    assert "grid T = 0.8" in t.caption.text() and len(t.scatter.getData()[0]) == 50  # its samples, n_gen = 50
+    from explorer.t_explorer import ENCODER
+
+    t.view.setCurrentText(ENCODER)  # the encoder views: E_T#P̂ of the form's training points
+    qtbot.waitUntil(lambda: len(t.scatter.getData()[0]) == 40, timeout=10_000)
+    assert "E_T#P̂ at T = 0.800" in t.caption.text()
+
+
+def test_open_model_names_a_file_that_cannot_be_used(qtbot, window, tmp_path):
+    (tmp_path / "broken.py").write_text("def build():\n    return 42\n")
+    window.files.open_model(f"{tmp_path / 'broken.py'}:build", None, "score")
+    entry = window.runs.values()[-1]
+    qtbot.waitUntil(lambda: not window.manager.busy, timeout=RUN_TIMEOUT_MS)
+    assert entry.status == "failed" and "not a network or a callable" in entry.message
