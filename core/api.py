@@ -27,6 +27,7 @@ from .training.config import DiffusionConfig
 from .training.evaluate import evaluate_ensemble
 
 OUTPUTS = ("score", "eps", "drift")
+NO_REFERENCE_2D_FOR_EPS = "not computed: its probe queries the network at t = 0, where eps gives no score"
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -45,25 +46,39 @@ class CallableScoreModel:
     def score(self, y: torch.Tensor, t: torch.Tensor, sde: VPSDE, t_net: torch.Tensor | None = None) -> torch.Tensor:
         """The score at (y, t) for y of shape (1, n, d) and t of shape (1, n)."""
         if y.shape[0] != 1:
-            raise ValueError(f"a user's score function is one model: got {y.shape[0]} members")
+            raise ConfigError(f"a user's score function is one model: got {y.shape[0]} members")
         with torch.no_grad():
             parts = [self._one_chunk(y[0, i : i + self.chunk], t[0, i : i + self.chunk], sde)
                      for i in range(0, y.shape[1], self.chunk)]
         return torch.cat(parts).unsqueeze(0)
 
     def _one_chunk(self, y: torch.Tensor, t: torch.Tensor, sde: VPSDE) -> torch.Tensor:
-        out = self.score_fn(y, t)
+        dtype = _parameter_dtype(self.score_fn) or y.dtype  # a float64 module gets float64 inputs
+        try:
+            out = self.score_fn(y.to(dtype), t.to(dtype))
+        except Exception as exc:  # noqa: BLE001 (the user's network: its error, named, not a traceback)
+            raise ConfigError(f"score_fn(y, t) failed on y {tuple(y.shape)}, t {tuple(t.shape)}: "
+                              f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(out, torch.Tensor) or out.shape != y.shape:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"score_fn(y, t) must return a tensor shaped like y {tuple(y.shape)}, got {got}")
+            raise ConfigError(f"score_fn(y, t) must return a tensor shaped like y {tuple(y.shape)}, got {got}")
         out = out.to(y.dtype)
         if not bool(torch.isfinite(out).all()):
-            raise ValueError(f"score_fn returned non-finite values (NaN or inf) for t in [{float(t.min()):g}, {float(t.max()):g}]")
+            raise ConfigError(f"score_fn returned non-finite values (NaN or inf) for t in [{float(t.min()):g}, {float(t.max()):g}]")
         if self.output == "eps":
             return -out / torch.sqrt(sde.var(t)).unsqueeze(-1)
         if self.output == "drift":
             return out / torch.sqrt(sde.beta(t)).unsqueeze(-1)
         return out
+
+
+def _parameter_dtype(fn) -> torch.dtype | None:
+    """The floating dtype of a torch module's parameters (None for other callables or parameter-free modules)."""
+    if isinstance(fn, torch.nn.Module):
+        for param in fn.parameters():
+            if param.is_floating_point():
+                return param.dtype
+    return None
 
 
 def _points(x: torch.Tensor | None, name: str, device: torch.device | None = None) -> torch.Tensor | None:
@@ -114,6 +129,9 @@ def diffusion_bound(
     test = _points(x_test, "x_test", device)
     if test is not None and test.shape[1] != train.shape[1]:
         raise ConfigError(f"x_test has {test.shape[1]} dimensions, x_train {train.shape[1]}")
+    if output == "eps" and variant == "reference-2d":
+        raise ConfigError("variant reference-2d queries the network at t = 0, where a noise prediction gives no "
+                          "score (score = -eps / sigma(t), sigma(0) = 0): use exact or reference-images with eps")
     cfg = DiffusionConfig(
         data="file", m=train.shape[0], n_test=test.shape[0] if test is not None else 2, T=float(T), seed=seed,
         variant=variant, R=R, n_steps=N, mc_samples=K, n_gen=n_gen, test_kl_draws=test_kl_draws,
@@ -127,6 +145,10 @@ def diffusion_bound(
     # Variants that read the last epoch's loss get the user's value, or else the full pass like `exact`.
     record = _with_score_matching(record, record["dsm_train"] if score_matching is None else given, cfg,
                                   replace_all=score_matching is not None)
+    if output == "eps":  # its reverse-clock probe starts at t = 0: no score there (see the check above)
+        ref = record["bounds"]["reference-2d"]
+        record["bounds"]["reference-2d"] = {**{k: (math.nan if isinstance(v, float) else v) for k, v in ref.items()},
+                                            "note": NO_REFERENCE_2D_FOR_EPS}
     terms = {k: record[k] for k in ("score_matching", "encoder_info", "encoder_info_se", "encoder_prior", "generator",
                                     "L", "sum_beta", "N", "m", "R", "K")}
     keep = ("bound", "variant", "bounds", "dsm_train", "samples", "test_kl", "test_kl_se", "test_kl_draws", "dsm_test",
@@ -178,12 +200,15 @@ def bound_against_T(
 ) -> Iterator[dict]:
     """The bound of one trained network at each T of ``Ts``, as a sweep's events: an ``eval`` per T (``run`` =
     T<T>_seed<seed>, ``step`` = ``iters`` = 0: nothing is trained) and then a ``summary`` shaped like a sweep's
-    (core.sweep.summarize), so the app's sweep view and ``infogen export`` read it as one. ``options`` are
+    (core.sweep.summarize), so the app's sweep view reads it as one (written as summary.json, ``infogen export``
+    and the app's export read it too). ``options`` are
     diffusion_bound's; the test points are needed (the summary compares the bound with the test KL)."""
     from .sweep import SweepRun, summarize
 
     if x_test is None:
         raise ConfigError("the bound against T is compared with the test KL: give x_test")
+    if not len(Ts):
+        raise ConfigError("the bound against T needs at least one T")
 
     finals, runs = {}, []
     for T in Ts:

@@ -241,11 +241,18 @@ def _config_from(args: argparse.Namespace, **extra) -> DiffusionConfig:
 ESTIMATE_FROM_S = 10.0  # shorter runs start without a word about their time
 
 
-def _say_estimate(cfg: DiffusionConfig, runs: int = 1, workers: int = 1) -> None:
-    """The expected time, before a slow start (core/cost_estimate.py); image runs have none."""
+def _estimate_text(cfg: DiffusionConfig, runs: int = 1, workers: int = 1) -> str:
+    """The expected time of a slow start (core/cost_estimate.py), or "" (short runs, image runs)."""
     estimate = estimate_diffusion_time(cfg, runs, workers)
     if estimate is not None and estimate.total_s >= ESTIMATE_FROM_S:
-        print(f"estimated time {estimate.describe()}", file=sys.stderr)
+        return f"estimated time {estimate.describe()}"
+    return ""
+
+
+def _say_estimate(cfg: DiffusionConfig, runs: int = 1, workers: int = 1) -> None:
+    text = _estimate_text(cfg, runs, workers)
+    if text:
+        print(text, file=sys.stderr)
 
 
 def _check_device(device: str) -> None:
@@ -265,13 +272,21 @@ def _interrupted(writer: RunRecorder, bar: tqdm, step: int, out: Path) -> int:
     return EXIT_INTERRUPTED
 
 
-def _tensorboard(args: argparse.Namespace):
+def _check_tensorboard(args: argparse.Namespace) -> None:
+    """--tensorboard DIR is checked before training: the package is installed and DIR can be written."""
+    if getattr(args, "tensorboard", None) is not None:
+        from .export.tensorboard import check_target
+
+        check_target(args.tensorboard)
+
+
+def _tensorboard(args: argparse.Namespace, images: bool):
     """A live TensorBoard writer for --tensorboard DIR, or None."""
     if getattr(args, "tensorboard", None) is None:
         return None
     from .export.tensorboard import TensorBoardRun
 
-    return TensorBoardRun(args.tensorboard)
+    return TensorBoardRun(args.tensorboard, images=images)
 
 
 def _say_moved(recorder: RunRecorder) -> None:
@@ -290,9 +305,11 @@ def cmd_train_vae(args: argparse.Namespace) -> int:
                     seed=args.seed, preset=args.preset or v.preset, likelihood=args.likelihood, r=args.r, logpx_every=args.logpx_every,
                     train_stats=args.train_stats, device=args.device).validate()
     last, error = None, None
-    board = _tensorboard(args)
+    _check_tensorboard(args)
+    board = None
     with RunRecorder(args.out, cfg.as_dict(), model="vae", overwrite=args.overwrite) as writer:
         _say_moved(writer)
+        board = _tensorboard(args, images=True)
         bar = tqdm(total=cfg.epochs, desc=f"train vae {cfg.data}", unit="epoch", file=sys.stderr, mininterval=0.5)
         try:
             for record in train_vae(cfg):
@@ -327,10 +344,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         return cmd_train_vae(args)
     cfg = _config_from(args, T=args.T, seed=args.seed)
     final, error = None, None
-    board = _tensorboard(args)
+    _check_tensorboard(args)
+    board = None
     with RunRecorder(args.out, cfg.as_dict(), overwrite=args.overwrite) as writer:
         _say_moved(writer)
         _say_estimate(cfg)
+        board = _tensorboard(args, images=cfg.is_images)
         bar = tqdm(total=cfg.iters, desc=f"train T={cfg.T:g}", unit="it", file=sys.stderr, mininterval=0.5)
         try:
             for record in train_diffusion(cfg):
@@ -381,6 +400,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     base = _config_from(args)
     jobs = args.jobs if args.jobs is not None else min(default_jobs(), len(Ts) * len(seeds))
+    _check_tensorboard(args)
+    estimate = _estimate_text(base, len(Ts) * len(seeds), jobs)  # measured before the workers load the cores
     # delay: nothing is drawn when the sweep is refused at once (an occupied --out), only its one-line reason.
     bar = tqdm(total=base.iters, desc=f"sweep {len(Ts) * len(seeds)} runs on {jobs} worker(s)", unit="it",
                file=sys.stderr, mininterval=0.5, delay=1.0)
@@ -395,7 +416,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             kind = event["kind"]
             if not said_estimate:  # the first event: the folder was accepted and the workers are starting
                 said_estimate = True
-                _say_estimate(base, len(Ts) * len(seeds), jobs)
+                if estimate:
+                    print(estimate, file=sys.stderr)
             if kind == "progress":
                 for name in event["runs"]:
                     if name not in failed:

@@ -30,11 +30,17 @@ def load_user_network(spec: str, weights: Path | None = None, device: str = "cpu
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_name] = module
-    module_spec.loader.exec_module(module)  # the user's code, by the user's choice
+    try:
+        module_spec.loader.exec_module(module)  # the user's code, by the user's choice
+    except Exception as exc:  # noqa: BLE001 (their error, named, not a traceback)
+        raise ConfigError(f"--model-module: running {path} failed: {type(exc).__name__}: {exc}") from exc
     build = getattr(module, name, None)
     if not callable(build):
         raise ConfigError(f"--model-module: {path} has no function {name!r}")
-    net = build()
+    try:
+        net = build()
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigError(f"--model-module: {name}() in {path} failed: {type(exc).__name__}: {exc}") from exc
     if not callable(net):
         raise ConfigError(f"--model-module: {name}() returned {type(net).__name__}, not a network or a callable")
     if weights is not None:

@@ -17,6 +17,7 @@ import torch
 
 from core.api import bound_against_T
 from core.checkpoint import load_checkpoint
+from core.io.atomic import atomic_write_json
 from core.io.recorder import RunRecorder
 from core.select_t import select_t
 from core.sweep import run_sweep
@@ -90,11 +91,13 @@ def vae_job(config: VAEConfig, folder: Path, stop: threading.Event) -> Iterator[
 
 
 def model_bound_job(
-    spec: str, weights: Path | None, output: str, config: DiffusionConfig, Ts: list[float], stop: threading.Event
+    spec: str, weights: Path | None, output: str, config: DiffusionConfig, Ts: list[float], folder: Path,
+    stop: threading.Event,
 ) -> Iterator[list[dict]]:
     """A user's own score network (core.user_model: their file, run as Python by their choice, weights from
     safetensors) evaluated at every T of ``Ts`` on ``config``'s data split (core.api.bound_against_T), as a
-    sweep's events; a progress event after each T moves the entry's bar."""
+    sweep's events; a progress event after each T moves the entry's bar. The summary is written to
+    ``folder``/summary.json, so the entry can be exported and reopened like a sweep."""
 
     def events() -> Iterator[dict]:
         net = load_user_network(spec, weights, config.device)
@@ -105,6 +108,9 @@ def model_bound_job(
             seed=config.seed, data=config.data, should_stop=stop.is_set, output=output, variant=config.variant,
             R=config.R, N=config.n_steps, K=config.mc_samples, n_gen=config.n_gen, test_kl_draws=config.test_kl_draws,
         ):
+            if event["kind"] == "summary":
+                folder.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(folder / "summary.json", {**event["summary"], "model": spec, "output": output})
             yield event
             if event["kind"] == "eval":
                 yield {"kind": "progress", "runs": [event["run"]], "step": config.iters}

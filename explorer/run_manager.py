@@ -82,7 +82,7 @@ class RunManager(QObject):
         name = Path(spec.rpartition(":")[0]).name + ":" + spec.rpartition(":")[2]
         label = f"model {name} {config.data} m={config.m} T={Ts[0]:g}..{Ts[-1]:g}"
         entry = self._new(Sweep, base, label, Ts=list(Ts), seeds=[config.seed])
-        return self._launch(entry, model_bound_job, spec, weights, output, base, list(Ts))
+        return self._launch(entry, model_bound_job, spec, weights, output, base, list(Ts), entry.folder)
 
     def add_loaded(self, entry: Entry) -> Entry:
         """Number and show an entry read from disk (explorer.model.loading); a file that failed to load never

@@ -295,7 +295,11 @@ class SweepView(QWidget):
                 self.member_legend.addItem(item, name)
         self.member_plot.setLabel("left", self.member_series.currentText())
         focus = f"focused: T = {self.focused_T:g}" if self.focused_T is not None else "click a T point to focus it"
-        self.member_plot.setTitle(f"{len(checked)} member(s); {focus}", size="9pt")
+        summary = getattr(self.entry, "summary", None)  # a selection has none
+        untrained = summary is not None and summary.get("iters") == 0
+        title = ("one network evaluated at each T (Open model…): nothing was trained" if untrained
+                 else f"{len(checked)} member(s); {focus}")
+        self.member_plot.setTitle(title, size="9pt")
         self.member_plot.getViewBox().autoRange()
 
     def bound_points(self) -> tuple[np.ndarray, np.ndarray]:

@@ -32,7 +32,10 @@ ROWS_PER_MEMBER_CALL = 4096  # oneDNN path: one member's rows per call
 
 
 def inference_chunk(n_members: int, like: torch.Tensor) -> int:
-    """Points per member per network call in an inference pass (the sampler splits its rows so)."""
+    """Points per member per network call in an inference pass (the sampler splits its rows so). On a GPU all
+    at once: the chunks are for the CPU's caches, and each call there costs a kernel launch."""
+    if like.device.type != "cpu":
+        return 1 << 30
     if onednn.usable(like, activation="swish"):
         return ROWS_PER_MEMBER_CALL
     return max(1, ROWS_PER_CALL // n_members)

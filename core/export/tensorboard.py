@@ -42,9 +42,9 @@ def summary_writer(folder: str | Path):
 class TensorBoardRun:
     """Writes one run's records as they come (train --tensorboard) or from its folder (export --tensorboard)."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, images: bool = False) -> None:
         self.writer = summary_writer(folder)
-        self._range: tuple[np.ndarray, np.ndarray] | None = None
+        self.images = images  # image samples (a grid) rather than points (a scatter of the first two coordinates)
 
     def write(self, record: dict) -> None:
         kind = record.get("kind")
@@ -75,12 +75,11 @@ class TensorBoardRun:
     def add_samples(self, samples: np.ndarray, step: int, train: np.ndarray | None = None) -> None:
         """Generated samples as one image: a scatter for 2-D points, a grid for images (pixels in [0, 1])."""
         flat = samples.reshape(len(samples), -1)
-        if flat.shape[1] == 2:
-            self.writer.add_image("samples", _scatter(flat, train), step, dataformats="HWC")
-        else:
-            shape = image_shape(flat.shape[1])
-            if shape is not None:
-                self.writer.add_image("samples", _grid(flat[:GRID_IMAGES], shape), step, dataformats="HWC")
+        shape = image_shape(flat.shape[1]) if self.images else None
+        if shape is not None:
+            self.writer.add_image("samples", _grid(flat[:GRID_IMAGES], shape), step, dataformats="HWC")
+        elif not self.images and flat.shape[1] >= 2:
+            self.writer.add_image("samples", _scatter(flat[:, :2], train), step, dataformats="HWC")
 
     def close(self) -> None:
         self.writer.flush()
@@ -127,6 +126,24 @@ def _scatter(points: np.ndarray, train: np.ndarray | None) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
+def is_image_run(meta: dict) -> bool:
+    """A VAE or an image diffusion run (from its config.json), whose samples are images."""
+    from ..data.images import IMAGE_SOURCES
+
+    return meta.get("model") == "vae" or meta.get("config", {}).get("data") in IMAGE_SOURCES
+
+
+def check_target(folder: str | Path) -> None:
+    """Before a long run: the tensorboard package is there and ``folder`` can be written (ConfigError if not)."""
+    from ..resources import check_writable_folder
+
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        raise ConfigError(f"writing TensorBoard files needs the tensorboard package: {INSTALL_HINT}") from None
+    check_writable_folder(folder, "--tensorboard")
+
+
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -136,7 +153,7 @@ def export_run(folder: str | Path, out: str | Path) -> int:
     from ..io.run_dir import read_run
 
     run = read_run(folder)
-    board = TensorBoardRun(out)
+    board = TensorBoardRun(out, images=is_image_run(run.meta))
     try:
         for record in run.history:
             board.write(record)

@@ -66,6 +66,14 @@ def test_noise_and_drift_outputs_are_converted_to_the_score(output):
     plain, converted = run_api(score, x_train, x_test), run_api(fn, x_train, x_test, output=output)
     for key in ("bound", "test_kl", "dsm_gap"):
         assert converted[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-6), key
+    for name, terms in converted["bounds"].items():
+        if output == "eps" and name == "reference-2d":  # its probe starts at t = 0: no score from eps there
+            assert math.isnan(terms["total"]) and "t = 0" in terms["note"]
+        else:
+            assert terms["total"] == pytest.approx(plain["bounds"][name]["total"], rel=1e-4), name
+    if output == "eps":
+        with pytest.raises(ConfigError, match="t = 0"):
+            run_api(fn, x_train, x_test, output="eps", variant="reference-2d")
 
 
 def test_an_exact_gaussian_score_gives_the_closed_form_l_and_a_small_test_kl():
@@ -89,14 +97,26 @@ def test_an_exact_gaussian_score_gives_the_closed_form_l_and_a_small_test_kl():
 
 def test_bad_score_functions_and_data_are_named():
     x = torch.randn(20, 2)
-    with pytest.raises(ValueError, match="shaped like y"):
+    with pytest.raises(ConfigError, match="shaped like y"):
         diffusion_bound(lambda y, t: y[:, :1], x, 0.5, N=5, K=5, n_gen=10, test_kl_draws=1)
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ConfigError, match="non-finite"):
         diffusion_bound(lambda y, t: y * float("nan"), x, 0.5, N=5, K=5, n_gen=10, test_kl_draws=1)
     with pytest.raises(ConfigError, match="output"):
         diffusion_bound(lambda y, t: y, x, 0.5, output="logits")
     with pytest.raises(ConfigError, match="NaN"):
         diffusion_bound(lambda y, t: y, torch.full((5, 2), float("nan")), 0.5)
+    with pytest.raises(ConfigError, match="failed on y"):
+        diffusion_bound(lambda y, t: y @ torch.zeros(3, 3), x, 0.5, N=5, K=5, n_gen=10, test_kl_draws=1)
+
+    class Double(torch.nn.Module):  # a float64 module gets float64 inputs
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 2).double()
+
+        def forward(self, y, t):
+            return self.layer(y) * t[:, None]
+
+    assert math.isfinite(diffusion_bound(Double(), x, 0.5, N=5, K=5, n_gen=10, test_kl_draws=1)["bound"])
     with pytest.raises(ConfigError, match="dimensions"):
         diffusion_bound(lambda y, t: y, x, 0.5, x_test=np.zeros((5, 3), dtype=np.float32))
 

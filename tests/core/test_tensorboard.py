@@ -91,3 +91,12 @@ def test_without_tensorboard_installed_the_message_says_how_to_install(monkeypat
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(ConfigError, match="pip install"):
         summary_writer(tmp_path / "tb")
+
+
+def test_an_unusable_tensorboard_folder_is_refused_before_any_training(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    for command in (["train", "dm"], ["sweep", "dm", "--T", "0.4,0.8", "--seeds", "0", "--jobs", "1"]):
+        assert main([*command, *TINY, "--out", str(tmp_path / command[0]), "--tensorboard", str(blocker / "tb")]) == 2
+        assert "--tensorboard" in capsys.readouterr().err
+        assert not (tmp_path / command[0] / "history.jsonl").exists() and not (tmp_path / command[0] / "summary.json").exists()

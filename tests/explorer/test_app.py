@@ -366,6 +366,9 @@ def test_open_model_evaluates_a_users_network_at_every_T_in_the_sweep_view(qtbot
     assert entry.is_sweep and entry.name.split(" ", 2)[1] == "model"
     qtbot.waitUntil(lambda: entry.summary is not None and not window.manager.busy, timeout=RUN_TIMEOUT_MS)
     assert entry.summary["T"] == [0.4, 0.8] and entry.progress == 1.0
+    assert (entry.folder / "summary.json").is_file()  # exported and reopened like a sweep
+    assert np.isnan(entry.summary["variants"]["reference-2d"]["bound_mean"]).all()  # eps: no score at t = 0
+    assert np.isfinite(entry.summary["variants"]["exact"]["bound_mean"]).all()
     window.view.focused = entry.run_id
     window.redraw(force=True)
     view = window.sweep_view
