@@ -26,9 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    import qasync
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
+    try:
+        import qasync
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+    except ImportError as exc:  # installed as a library (no `app` extra): say what to install
+        print(f"infogen-explorer needs the app's packages ({exc.name} is missing): "
+              "pip install 'infogen-explorer[app]'; the core and `infogen` work without them", file=sys.stderr)
+        return 2
 
     from .main_window import MainWindow
 

@@ -261,3 +261,10 @@ def test_log_axis_labels_are_few_and_readable():
     assert [t for _, t in log_ticks(math.log10(0.31), math.log10(0.49))] == ["0.4"]  # the only nice value there
     assert 2 <= len(log_ticks(-20, 20)) <= 6 and log_ticks(-20, 20)[0][1] == "1e-20"
     assert log_ticks(1.0, 1.0) == []
+
+
+def test_the_app_without_its_packages_says_what_to_install():
+    """Issue #13: installed without the `app` extra, infogen-explorer names the extra instead of a traceback."""
+    code = ("import sys; sys.modules['qasync'] = None; from explorer.app import main; sys.exit(main([]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2 and "infogen-explorer[app]" in done.stderr and "Traceback" not in done.stderr
