@@ -14,6 +14,7 @@ import time
 import torch
 from torch import nn
 
+from core.allocator import keep_freed_memory
 from core.training.config import DiffusionConfig
 from core.training.diffusion import train_diffusion, train_diffusion_ensemble
 
@@ -59,6 +60,7 @@ def main() -> None:
     p.add_argument("--ensemble", type=int, default=14)
     args = p.parse_args()
     torch.set_num_threads(1)
+    keep_freed_memory()  # as the CLI, the sweep workers and the app do (core/allocator.py)
     ours(50)
     bare_loop(50)
     base = bare_loop(args.iters)
