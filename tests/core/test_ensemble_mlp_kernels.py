@@ -100,3 +100,20 @@ def test_the_onednn_path_in_float32_matches_autograd_and_the_batched_path():
     with torch.no_grad():
         fast = mlp_inference(x, weights, biases, Workspace())
         torch.testing.assert_close(fast, reference(x, weights, biases), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [3, 5000])
+def test_the_samplers_first_recorded_norm_is_the_exact_mean_over_every_chunk(n):
+    """Step 0 records the mean score norm at y0, T: over all n points, also when they go through the network in
+    chunks (n = 5000 is more than one oneDNN call of 4096 points)."""
+    from core.diffusion.sampler import euler_maruyama
+    from core.sde import VPSDE
+
+    sde = VPSDE()
+    model = EnsembleMLP(2, 2, hidden=16).initialize([torch.Generator().manual_seed(s) for s in (1, 2)])
+    y0 = torch.randn(2, n, 2, generator=torch.Generator().manual_seed(3))
+    T = torch.tensor([0.5, 1.0])
+    result = euler_maruyama(model, sde, y0, T, 3, [torch.Generator().manual_seed(s) for s in (4, 5)])
+    with torch.no_grad():
+        expected = model.score(y0, T[:, None].expand(2, n), sde).norm(dim=-1).mean(dim=1)
+    torch.testing.assert_close(result.mean_score_norm[:, 0], expected, rtol=1e-5, atol=1e-6)
