@@ -67,15 +67,22 @@ def default_jobs() -> int:
 
 
 def group_runs(runs: Sequence[SweepRun], jobs: int) -> list[list[SweepRun]]:
-    """Split runs into contiguous groups: at least ``jobs`` of them (if there are enough runs), each at most
-    MAX_ENSEMBLE. Runs with a fixed EM step size (images) have a T-dependent step count, and an ensemble
-    samples in lockstep, so those are grouped per step count (the seeds of one T) instead."""
-    if any(r.config.step_size > 0 for r in runs):
-        by_steps: dict[int, list[SweepRun]] = {}
-        for r in runs:
-            by_steps.setdefault(r.config.steps, []).append(r)
-        return [part[i : i + MAX_ENSEMBLE] for part in by_steps.values() for i in range(0, len(part), MAX_ENSEMBLE)]
+    """Split runs into at least ``jobs`` groups (if there are enough runs), each at most MAX_ENSEMBLE, each
+    trained as one ensemble by one worker.
+
+    Runs with one step count (points) are split into contiguous groups of equal size. Runs with a fixed EM step
+    size (images) take T-dependent step counts, so their costs differ: each run goes, costliest first, to the
+    group with the least work so far (``run_cost``), so the workers finish together; within a group the runs
+    are ordered by decreasing step count, so the sampler's members still stepping are always the leading ones."""
     n_groups = max(min(jobs, len(runs)), math.ceil(len(runs) / MAX_ENSEMBLE))
+    if any(r.config.step_size > 0 for r in runs):
+        groups: list[list[SweepRun]] = [[] for _ in range(n_groups)]
+        work = [0.0] * n_groups
+        for r in sorted(runs, key=lambda r: run_cost(r.config), reverse=True):
+            g = min((i for i in range(n_groups) if len(groups[i]) < MAX_ENSEMBLE), key=lambda i: work[i])
+            groups[g].append(r)
+            work[g] += run_cost(r.config)
+        return [sorted(g, key=lambda r: r.config.steps, reverse=True) for g in groups if g]
     size, extra = divmod(len(runs), n_groups)
     groups, start = [], 0
     for g in range(n_groups):
@@ -83,6 +90,15 @@ def group_runs(runs: Sequence[SweepRun], jobs: int) -> list[list[SweepRun]]:
         groups.append(list(runs[start:end]))
         start = end
     return groups
+
+
+def run_cost(cfg: DiffusionConfig) -> float:
+    """A run's work in network passes over one example: a training step's forward and backward (about three
+    passes) on each batch example, and each evaluation's Euler-Maruyama passes over its generated samples."""
+    training = 3 * cfg.iters * min(cfg.batch, cfg.m)
+    evaluations = max(1, cfg.iters // cfg.eval_every) if cfg.eval_every else 1
+    n_gen, draws = cfg.eval_sampling(True)
+    return training + evaluations * n_gen * draws * cfg.steps
 
 
 def run_sweep(

@@ -295,9 +295,18 @@ class EnsembleUNet(nn.Module):
 
     def forward(self, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Drift for flat y of shape (E, n, d) and raw times t of shape (E, n)."""
+        return self.forward_with(list(self.stacked), y, t)
+
+    def leading_members(self, a: int) -> "LeadingMembers":
+        """The first ``a`` members as a network of their own, on views of the parameters (no copy): the sampler
+        runs the members still stepping when their step counts differ (core/diffusion/sampler.py)."""
+        return LeadingMembers(self, a)
+
+    def forward_with(self, stacked: Sequence[torch.Tensor], y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The drift with ``stacked`` (this model's parameters, or their leading members) as the weights."""
         E, n, _ = y.shape
         s = self.spec
-        ops = _Folded(dict(zip(self.names, self.stacked)), E, n)
+        ops = _Folded(dict(zip(self.names, stacked)), E, n)
         emb = timestep_embedding(t.to(y.dtype).reshape(-1), s.ch).view(E, n, -1)
         temb_act = F.silu(ops.linear(F.silu(ops.linear(emb, "temb.0")), "temb.2"))
         temb = ops.time_projections(temb_act, self._res_blocks)
@@ -343,3 +352,20 @@ class EnsembleUNet(nn.Module):
         check_state_shapes({name: tuple(p.shape[1:]) for name, p in zip(self.names, self.stacked)}, state)
         for name, p in zip(self.names, self.stacked):
             p[e].copy_(state[name])
+
+
+class LeadingMembers:
+    """Members 0..a-1 of an EnsembleUNet, evaluated on leading slices of its stacked parameters."""
+
+    def __init__(self, model: EnsembleUNet, a: int) -> None:
+        if not 1 <= a <= model.n_members:
+            raise ValueError(f"a leading view needs 1..{model.n_members} members, got {a}")
+        self.model, self.n_members = model, a
+
+    def __call__(self, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_with([p[: self.n_members] for p in self.model.stacked], y, t)
+
+    def score(self, y: torch.Tensor, t: torch.Tensor, sde: VPSDE, t_net: torch.Tensor | None = None) -> torch.Tensor:
+        """EnsembleUNet.score for these members."""
+        drift = self(y, t if t_net is None else t_net)
+        return drift / torch.sqrt(sde.beta(t)).unsqueeze(-1)

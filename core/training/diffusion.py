@@ -34,7 +34,7 @@ from .evaluate import evaluate_ensemble
 
 SHARED_SETTINGS = (
     "m", "n_test", "iters", "batch", "lr", "eval_every", "n_steps", "n_gen", "test_kl_draws", "hidden", "device",
-    "dsm_eval_draws", "frame_interval", "score_reg", "preset", "step_size", "steps", "is_images",
+    "dsm_eval_draws", "frame_every", "trajectory_frames", "score_reg", "preset", "step_size", "is_images",
     "preview_evals", "preview_samples",
 )
 

@@ -99,18 +99,18 @@ def evaluate_ensemble(
         n_draws = 1
     preview = first.preview_evals and not final
     y0 = normal(gens, (n_gen, x_train.shape[-1]), device)
-    generated = euler_maruyama(
-        model, sde, y0, T, first.steps, gens, frame_every=first.frame_interval, should_stop=should_stop
-    )
+    steps = [c.steps for c in configs]  # differ with a fixed step size and several T
+    frame_every = [c.frame_interval for c in configs] if first.frame_interval else None
+    generated = euler_maruyama(model, sde, y0, T, steps, gens, frame_every=frame_every, should_stop=should_stop)
     all_samples = generated.samples
     if n_draws > 1:
         draw_gens = [torch_generator(c.seed, "eval-draws", device) for c in configs]
         y_extra = normal(draw_gens, ((n_draws - 1) * n_gen, x_train.shape[-1]), device)
-        extra = euler_maruyama(model, sde, y_extra, T, first.steps, draw_gens, should_stop=should_stop)
+        extra = euler_maruyama(model, sde, y_extra, T, steps, draw_gens, should_stop=should_stop)
         all_samples = torch.cat([all_samples, extra.samples], dim=1)
     L_by_method = {"generator": generated.L}
     if any(VARIANTS[v].lipschitz == "train-reverse-clock" for v in applicable_variants(first)):
-        probe = euler_maruyama(model, sde, x_train, T, first.steps, gens, probe_reverse_clock=True, should_stop=should_stop)
+        probe = euler_maruyama(model, sde, x_train, T, steps, gens, probe_reverse_clock=True, should_stop=should_stop)
         L_by_method["train-reverse-clock"] = probe.L
     L_by_method["clean-batch"] = clean_batch_L(model, sde, x_train, T, gens)
     chunk = IMAGE_CHUNK if images else None

@@ -52,10 +52,10 @@ def test_em_keeps_frames_from_T_down_to_zero():
     gen = torch.Generator().manual_seed(2)
     y0 = torch.randn(1, 10, 2, generator=gen)
     result = euler_maruyama(ExactGaussianScore(1.0), sde, y0, torch.tensor([0.8]), 20, [gen], frame_every=5)
-    assert result.frames.shape == (1, 5, 10, 2)
+    assert result.frames[0].shape == (5, 10, 2)
     assert result.frame_times[0].tolist() == pytest.approx([0.8, 0.6, 0.4, 0.2, 0.0], abs=1e-6)
-    assert torch.equal(result.frames[0, 0], y0[0])
-    assert torch.equal(result.frames[0, -1], result.samples[0])
+    assert torch.equal(result.frames[0][0], y0[0])
+    assert torch.equal(result.frames[0][-1], result.samples[0])
 
 
 def test_em_can_be_cancelled_between_steps():

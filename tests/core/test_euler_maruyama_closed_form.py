@@ -81,9 +81,65 @@ def test_frames_every_k_steps_and_at_the_end():
                             frame_every=3)
     # Frames at the start, after steps 3 and 6, and after the last (7th) step.
     assert result.frame_times[0].tolist() == pytest.approx([1.0, 1 - 3 / 7, 1 - 6 / 7, 0.0], abs=1e-6)
-    assert torch.equal(result.frames[0, -1], result.samples[0]) and torch.equal(result.frames[0, 0], y0[0])
+    assert torch.equal(result.frames[0][-1], result.samples[0]) and torch.equal(result.frames[0][0], y0[0])
     # The score norms are recorded as without frames: |-y0| = 0 at the first step.
     assert result.mean_score_norm.shape == (1, 7) and float(result.mean_score_norm[0, 0]) == 0.0
+
+
+class LeadingScore(ExactScore):
+    """ExactScore with a view of its leading members, as EnsembleUNet offers; records who was asked."""
+
+    def __init__(self, s2: float, calls: list) -> None:
+        super().__init__(s2)
+        self.calls = calls
+
+    def score(self, y, t, sde, t_net=None):
+        self.calls.append(("all", y.shape[0]))
+        return super().score(y, t, sde)
+
+    def leading_members(self, a):
+        outer = self
+
+        class View:
+            def score(self, y, t, sde, t_net=None):
+                outer.calls.append(("leading", a))
+                assert y.shape[0] == a and t.shape[0] == a
+                return ExactScore.score(outer, y, t, sde)
+        return View()
+
+
+@pytest.mark.parametrize("order, steps, Ts", [
+    ("leading", (7, 5, 2), (0.7, 0.5, 0.2)),     # members still stepping lead: the view runs them alone
+    ("any", (2, 7, 5), (0.2, 0.7, 0.5)),         # otherwise the whole model runs and the finished are dropped
+])
+def test_members_with_their_own_step_counts_follow_their_own_trajectories(order, steps, Ts):
+    y0 = torch.randn(3, 4, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    calls = []
+    together = euler_maruyama(LeadingScore(0.25, calls), VPSDE(), y0, torch.tensor(Ts, dtype=torch.float64), list(steps),
+                              [torch.Generator().manual_seed(10 + e) for e in range(3)], frame_every=[2, 3, 1])
+    for e, (N, T) in enumerate(zip(steps, Ts)):
+        alone = euler_maruyama(ExactScore(0.25), VPSDE(), y0[e : e + 1], torch.tensor([T], dtype=torch.float64), N,
+                               [torch.Generator().manual_seed(10 + e)], frame_every=[2, 3, 1][e])
+        assert torch.equal(together.samples[e], alone.samples[0])
+        assert torch.equal(together.mean_score_norm[e, :N], alone.mean_score_norm[0])
+        assert torch.isnan(together.mean_score_norm[e, N:]).all()  # no steps there: not part of L
+        assert float(together.L[e]) == float(alone.L[0])
+        assert torch.equal(together.frames[e], alone.frames[0])
+        assert torch.equal(together.frame_times[e], alone.frame_times[0])
+    assert len(calls) == max(steps)
+    if order == "leading":
+        assert calls == [("all", 3)] * 2 + [("leading", 2)] * 3 + [("leading", 1)] * 2
+    else:
+        assert calls == [("all", 3)] * 7
+
+
+def test_step_counts_must_match_the_members():
+    with pytest.raises(ValueError, match="one step count per member"):
+        euler_maruyama(ExactScore(1.0), VPSDE(), torch.zeros(2, 2, 2), torch.tensor([1.0, 1.0]), [3],
+                       [torch.Generator(), torch.Generator()])
+    with pytest.raises(ConfigError, match="Euler-Maruyama steps N"):
+        euler_maruyama(ExactScore(1.0), VPSDE(), torch.zeros(2, 2, 2), torch.tensor([1.0, 1.0]), [3, 0],
+                       [torch.Generator(), torch.Generator()])
 
 
 def test_no_steps_is_refused():

@@ -8,9 +8,10 @@ import pytest
 
 from core.cli import main
 from core.errors import ConfigError
-from core.sweep import group_runs, plan_sweep
+from core.sweep import group_runs, plan_sweep, run_cost
 from core.training.config import image_config
-from core.training.diffusion import train_diffusion
+from core.records import MEMBER
+from core.training.diffusion import train_diffusion, train_diffusion_ensemble
 
 TINY = dict(m=8, n_test=6, iters=4, eval_every=2, n_gen=5, mc_samples=8, dsm_eval_draws=1, T=0.05)
 
@@ -49,10 +50,33 @@ def test_image_config_checks():
         image_config(data="idx").validate()
 
 
-def test_image_sweeps_group_runs_by_step_count(tmp_path):
-    runs = plan_sweep(image_config(), [0.2, 0.4], [0, 1, 2], tmp_path)
+def test_image_sweeps_balance_their_workers_and_order_members_by_step_count(tmp_path):
+    Ts = [round(0.2 * k, 1) for k in range(1, 11)]
+    runs = plan_sweep(image_config(), Ts, [0, 1, 2], tmp_path)
     groups = group_runs(runs, jobs=2)
-    assert [[r.config.T for r in g] for g in groups] == [[0.2] * 3, [0.4] * 3]
+    assert len(groups) == 2 and sorted(r.name for g in groups for r in g) == sorted(r.name for r in runs)
+    for g in groups:  # the members still sampling are the leading ones
+        assert [r.config.steps for r in g] == sorted((r.config.steps for r in g), reverse=True)
+    work = [sum(run_cost(r.config) for r in g) for g in groups]
+    costs = sorted(run_cost(r.config) for r in runs)
+    assert abs(work[0] - work[1]) <= costs[0]  # as even as the cheapest run allows
+    # The costlier runs (more EM steps) weigh more: each T's three seeds cost the same, T = 2 more than T = 0.2.
+    assert run_cost(runs[-1].config) > run_cost(runs[0].config) == run_cost(runs[1].config)
+    assert len(group_runs(runs[:1], jobs=2)) == 1
+
+
+def test_runs_of_different_T_in_one_image_ensemble_get_the_numbers_they_get_alone():
+    tiny = {**TINY, "iters": 2, "eval_every": 0}
+    configs = [image_config(**{**tiny, "T": T, "seed": s}).validate() for T, s in ((0.05, 0), (0.03, 1), (0.02, 2))]
+    together = [r for r in train_diffusion_ensemble(configs) if r["kind"] == "eval"]
+    assert [r[MEMBER] for r in together] == [0, 1, 2]
+    for record, cfg in zip(together, configs):
+        (alone,) = [r for r in train_diffusion(cfg) if r["kind"] == "eval"]
+        for key in ("bound", "L", "test_bpd", "dsm_train", "test_kl"):
+            assert record[key] == pytest.approx(alone[key], rel=1e-4), key
+        np.testing.assert_allclose(record["samples"], alone["samples"], atol=1e-5)
+        assert record["frames"].shape == alone["frames"].shape == (cfg.frame_count, 5, 64)
+        np.testing.assert_allclose(record["frame_times"], alone["frame_times"], atol=1e-7)
 
 
 @pytest.mark.slow
