@@ -424,6 +424,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                         steps[name] = event["step"]
                 if steps:
                     bar.update(max(0, min(steps.values()) - bar.n))
+                evaluating = event.get("evaluating")
+                bar.set_postfix_str(f"evaluating at step {event['step']} (sampling can take minutes)" if evaluating else "")
             elif kind == "eval" and event["step"] == event["iters"]:
                 bar.write(f"{event['run']}: bound {event['bound']:.4f}  {_test_metric(event)}", file=sys.stderr)
             elif kind == "error":

@@ -174,10 +174,10 @@ def group_events(group: Sequence[SweepRun], should_stop: Callable[[], bool] | No
     and a member that failed (a NaN loss) never freezes it. Each ``progress`` event (at most one per
     PROGRESS_SECONDS) also carries ``losses``: every member's latest training loss by run name, None before its
     first step, when the loss is not finite, and after the member failed, so a live view can draw the members'
-    loss curves."""
+    loss curves. The step after which the group evaluates is always sent, with ``evaluating`` True."""
     recorders: list[RunRecorder] = []
     losses: dict[str, float | None] = {r.name: None for r in group}
-    last_sent = 0.0
+    last_sent, announced = 0.0, None
     try:
         for r in group:
             recorders.append(RunRecorder(r.folder, r.config.as_dict()))
@@ -188,10 +188,13 @@ def group_events(group: Sequence[SweepRun], should_stop: Callable[[], bool] | No
             if record["kind"] == "step":
                 losses[run.name] = finite_or_none(record.get("loss"))
                 now = time.monotonic()
-                if now - last_sent >= PROGRESS_SECONDS:
+                evaluating = record["step"] != announced and evaluation_follows(run.config, record["step"])
+                if evaluating:
+                    announced = record["step"]
+                if now - last_sent >= PROGRESS_SECONDS or evaluating:
                     last_sent = now
                     yield {"kind": "progress", "runs": [r.name for r in group], "step": record["step"],
-                           "iters": run.config.iters, "losses": dict(losses)}
+                           "iters": run.config.iters, "losses": dict(losses), "evaluating": evaluating}
                 continue
             if record["kind"] == "error":
                 losses[run.name] = None  # its loss stopped being finite
@@ -200,6 +203,12 @@ def group_events(group: Sequence[SweepRun], should_stop: Callable[[], bool] | No
     finally:
         for recorder in recorders:
             recorder.close()
+
+
+def evaluation_follows(cfg: DiffusionConfig, step: int) -> bool:
+    """Whether training evaluates right after ``step`` (every eval_every steps and at the last): the group
+    then goes quiet for the evaluation, whose sampling can take minutes, so the event says so."""
+    return step == cfg.iters or bool(cfg.eval_every and step % cfg.eval_every == 0)
 
 
 def finite_or_none(value) -> float | None:

@@ -133,3 +133,18 @@ def test_sweep_progress_goes_on_when_the_member_that_reported_it_fails(tiny_conf
     assert [e["run"] for e in errors] == ["T0.8_seed0"]
     assert max(e["step"] for e in events if e["kind"] == "progress") == 8
     assert [e["run"] for e in events if e["kind"] == "eval"] == ["T0.4_seed0"]
+
+
+def test_sweep_progress_announces_each_evaluation_before_it_starts(tiny_config, tmp_path, monkeypatch):
+    # An evaluation can take minutes with nothing else sent: the step it follows is always sent, marked.
+    import core.sweep as sweep
+
+    monkeypatch.setattr(sweep, "PROGRESS_SECONDS", 1e9)  # no throttled progress at all: only the announcements
+    cfg = tiny_config.with_(iters=6, eval_every=4)
+    group = plan_sweep(cfg, [0.4, 0.8], [0], tmp_path / "s")
+    (tmp_path / "s").mkdir()
+    events = list(sweep.group_events(group))
+    progress = [(e["step"], e["evaluating"]) for e in events if e["kind"] == "progress"]
+    assert progress == [(4, True), (6, True)]
+    first_eval = next(i for i, e in enumerate(events) if e["kind"] == "eval")
+    assert events[first_eval - 1]["kind"] == "progress" and events[first_eval - 1]["step"] == 4
