@@ -2,25 +2,24 @@
 
 The sweep is `infogen sweep dm --data digits --m 16 --T 0.2:2.0:0.2 --seeds 0,1,2` (image defaults: U-Net
 preset `small`, 2,000 iterations, 100 test images, n_gen 100, Euler-Maruyama step 0.001 so N = round(1000 T),
-one evaluation at the end). core/sweep.py groups its 30 runs per step count: 10 ensembles of the 3 seeds of
-one T, handed to one worker process per core, each on one thread.
+one evaluation at the end). core/sweep.py hands each worker process (one per core, one thread each) one
+ensemble of 15 runs of mixed T, balanced by cost; the sampler steps each member for its own N.
 
-The split trains one such group here, in process, on one thread (what a worker does), with timers around what
-core/training/evaluate.py calls: test_bpd ("bpd"); encoder_terms, dsm_eval and clean_batch_L ("bound");
-euler_maruyama ("sampling", of which "network" is the U-Net's forward); training is the rest of the group's
-time. It is a proxy: ``--iters`` iterations (default 200; training time is per iteration, so it is scaled to
+``--sweep`` runs that sweep in full here and prints its wall time: the number the README reports.
+
+Without it, a proxy compares the U-Net's forward before issue #12 (torch.func.vmap over functional_call, kept
+as core.diffusion.unet.reference_forward) with the current one on a group of the 3 seeds of one T, trained in
+process on one thread, with timers around what core/training/evaluate.py calls: test_bpd ("bpd"); encoder_terms,
+dsm_eval and clean_batch_L ("bound"); euler_maruyama ("sampling", of which "network" is the U-Net's forward);
+training is the rest. ``--iters`` iterations (default 200; training time is per iteration, so it is scaled to
 2,000) and the group of ``--T`` (default 0.2, N = 200; sampling time is per EM step, so it is scaled to each
-group's N). The sweep's wall time is estimated from those rates: each group's seconds handed in submission
-order to the first free of ``--jobs`` workers, as ProcessPoolExecutor does; the last to finish is the wall time.
-
-The group runs through the code before this benchmark's changes (the U-Net's forward through torch.func.vmap
-over functional_call, kept as core.diffusion.unet.reference_forward) and through the current code, alternating,
-``--repeats`` times each; every phase's best time is reported, so the ratio is measured in one process on the
-same machine state. Both paths' evaluation numbers are printed side by side (equal up to float rounding at the
-first step; training then amplifies rounding a little).
+T's N). Both paths run alternating, ``--repeats`` times each; every phase's best time is reported, and both
+paths' evaluation numbers are printed side by side (equal up to float rounding at the first step). Its wall
+time estimate is for 3-seed groups per T handed to the workers in order (the grouping before this change).
 
     taskset -c 1 env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/bench_images.py
     ... benchmarks/bench_images.py --iters 2000 --T 2.0 --repeats 1   # one real group in full (minutes)
+    .venv/bin/python benchmarks/bench_images.py --sweep                # the whole sweep (minutes, both cores)
 """
 
 from __future__ import annotations
@@ -110,7 +109,7 @@ def measure_group(T: float, iters: int, forward) -> tuple[dict[str, float], int,
     trained for ``iters`` iterations with ``forward`` as the U-Net's forward."""
     base = image_config(iters=iters, eval_every=0)
     with tempfile.TemporaryDirectory() as tmp:
-        (group,) = group_runs(plan_sweep(base, [T], SWEEP_SEEDS, Path(tmp) / "s"), 2)
+        (group,) = group_runs(plan_sweep(base, [T], SWEEP_SEEDS, Path(tmp) / "s"), 1)
         meter = Meter()
         with meter.installed(forward):
             start = time.perf_counter()
@@ -144,14 +143,34 @@ def estimate(split: dict[str, float], iters: int, steps: int, jobs: int) -> tupl
     return per_run, wall
 
 
+def run_whole_sweep(jobs: int) -> None:
+    """The README digits sweep as `infogen sweep` runs it, timed from start to summary."""
+    from core.sweep import run_sweep
+
+    base = image_config(iters=SWEEP_ITERS, eval_every=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        summary = [e for e in run_sweep(base, SWEEP_TS, SWEEP_SEEDS, Path(tmp) / "sweep", jobs=jobs)
+                   if e["kind"] == "summary"][0]["summary"]
+        wall = time.perf_counter() - start
+    print(f"digits sweep: {len(SWEEP_TS)} T x {len(SWEEP_SEEDS)} seeds, {SWEEP_ITERS} iterations, {jobs} worker "
+          f"processes: wall {wall:.1f} s")
+    for T, bound, bpd in zip(summary["T"], summary["bound_mean"], summary["bpd_mean"]):
+        print(f"  T = {T:g}: bound {bound:.4g}, test BPD {bpd:.3f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--iters", type=int, default=200, help="training iterations of the proxy group (scaled to 2,000)")
     p.add_argument("--T", type=float, default=0.2, help="the group whose sampling is timed (scaled to every N)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes of the estimated sweep")
     p.add_argument("--repeats", type=int, default=2, help="runs of each path (alternating); the best time per phase")
+    p.add_argument("--sweep", action="store_true", help="run the README digits sweep in full and print its wall time")
     args = p.parse_args()
     keep_freed_memory()  # as the CLI and the sweep workers do
+    if args.sweep:
+        run_whole_sweep(args.jobs)
+        return
     torch.set_num_threads(1)
 
     paths = {"before (vmap)": reference_forward, "now": EnsembleUNet.forward}

@@ -115,7 +115,7 @@ class RunsTable(QTableWidget):
             return
         bar: QProgressBar = self.cellWidget(row, PROGRESS)
         value = int(run.progress * 1000)
-        text = f"{run.progress:.0%} {format_eta(run.eta_seconds())}".strip()
+        text = progress_text(run)
         if bar.value() != value or bar.format() != text:
             bar.setValue(value)
             bar.setFormat(text)
@@ -135,7 +135,7 @@ class RunsTable(QTableWidget):
         status.setForeground(QColor(192, 57, 43) if run.status == "failed" else QColor(40, 40, 40))
         bar: QProgressBar = self.cellWidget(row, PROGRESS)
         bar.setValue(int(run.progress * 1000))
-        bar.setFormat(f"{run.progress:.0%} {format_eta(run.eta_seconds())}".strip())
+        bar.setFormat(progress_text(run))
         metrics = run.metrics()
         spec = run.spec
         for col, (key, fmt_spec) in METRIC_COLUMNS.items():
@@ -163,3 +163,8 @@ class RunsTable(QTableWidget):
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if item.column() == SHOW and item.data(RUN_ID) is not None:
             self.visibility_changed.emit(item.data(RUN_ID), item.checkState() == Qt.CheckState.Checked)
+
+
+def progress_text(run: Entry) -> str:
+    """The progress bar's text: the percentage, then what the run is doing (evaluating) or its ETA."""
+    return f"{run.progress:.0%} {run.phase or format_eta(run.eta_seconds())}".strip()

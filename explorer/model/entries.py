@@ -42,6 +42,11 @@ class Entry:
     is_sweep = False  # several models shown against T (a sweep or a T selection)
 
     @property
+    def phase(self) -> str:
+        """What a running entry is doing when its progress alone does not say it ("" otherwise)."""
+        return ""
+
+    @property
     def kind(self) -> str:
         return kind_of(self.config)
 
@@ -175,6 +180,12 @@ class Sweep(Entry):
 
     def __post_init__(self) -> None:
         self._group_steps: dict[tuple, tuple[int, int]] = {}
+        self._evaluating: set[tuple] = set()  # groups between their announced evaluation and its records
+
+    @property
+    def phase(self) -> str:
+        """"evaluating" while a group of members evaluates (sampling takes minutes, with no steps to show)."""
+        return "evaluating" if self._evaluating and self.active else ""
 
     @property
     def members(self) -> list[str]:
@@ -188,7 +199,12 @@ class Sweep(Entry):
         if kind == "progress":
             if self.status == "queued":
                 self.status = "running"
-            self._group_steps[tuple(event["runs"])] = (event["step"], len(event["runs"]))
+            group = tuple(event["runs"])
+            self._group_steps[group] = (event["step"], len(event["runs"]))
+            if event.get("evaluating"):
+                self._evaluating.add(group)
+            else:
+                self._evaluating.discard(group)
             done = sum(step * size for step, size in self._group_steps.values())
             total = max(1, len(self.Ts) * len(self.seeds) * self.config.iters)
             self.progress = min(1.0, done / total)
@@ -201,6 +217,7 @@ class Sweep(Entry):
             name = event["run"]
             self.member_evals.setdefault(name, []).append(event)
             self.member_T[name] = float(event["T"])
+            self._evaluating = {group for group in self._evaluating if name not in group}  # its records arrive
             if event["step"] == event["iters"]:
                 self.finals[name] = event
             return EVALS

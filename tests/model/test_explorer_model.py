@@ -202,6 +202,22 @@ def test_a_sweep_table_is_the_summary_once_there_is_one():
                      "losses": {"T0.2_seed0": 0.3, "T0.2_seed1": None}})
     assert sweep.member_steps["T0.2_seed0"] == ([5], [0.3]) and math.isnan(sweep.member_steps["T0.2_seed1"][1][0])
     assert sweep.progress == pytest.approx(10 / 40)
+    assert sweep.phase == ""
+
+
+def test_a_sweep_says_it_is_evaluating_until_that_groups_records_arrive():
+    sweep = Sweep(1, "s", DiffusionConfig(iters=10), None, (0, 0, 0), Ts=[0.2, 0.6], seeds=[0])
+    sweep.status = "running"
+    a, b = ["T0.2_seed0"], ["T0.6_seed0"]
+    sweep.add_event({"kind": "progress", "runs": a, "step": 10, "iters": 10, "losses": {}, "evaluating": True})
+    sweep.add_event({"kind": "progress", "runs": b, "step": 6, "iters": 10, "losses": {}, "evaluating": False})
+    assert sweep.phase == "evaluating"
+    sweep.add_event({"kind": "eval", "run": "T0.2_seed0", "T": 0.2, "step": 10, "iters": 10})
+    assert sweep.phase == ""  # group a's records came; group b still trains
+    sweep.add_event({"kind": "progress", "runs": b, "step": 10, "iters": 10, "losses": {}, "evaluating": True})
+    assert sweep.phase == "evaluating"
+    sweep.status = "finished"
+    assert sweep.phase == ""
 
 
 def test_a_selection_folds_its_trained_points():
