@@ -66,20 +66,21 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def group_runs(runs: Sequence[SweepRun], jobs: int) -> list[list[SweepRun]]:
-    """Split runs into at least ``jobs`` groups (if there are enough runs), each at most MAX_ENSEMBLE, each
+def group_runs(runs: Sequence[SweepRun], jobs: int, max_members: int = MAX_ENSEMBLE) -> list[list[SweepRun]]:
+    """Split runs into at least ``jobs`` groups (if there are enough runs), each at most ``max_members``, each
     trained as one ensemble by one worker.
 
     Runs with one step count (points) are split into contiguous groups of equal size. Runs with a fixed EM step
     size (images) take T-dependent step counts, so their costs differ: each run goes, costliest first, to the
     group with the least work so far (``run_cost``), so the workers finish together; within a group the runs
     are ordered by decreasing step count, so the sampler's members still stepping are always the leading ones."""
-    n_groups = max(min(jobs, len(runs)), math.ceil(len(runs) / MAX_ENSEMBLE))
+    max_members = max(1, min(max_members, MAX_ENSEMBLE))
+    n_groups = max(min(jobs, len(runs)), math.ceil(len(runs) / max_members))
     if any(r.config.step_size > 0 for r in runs):
         groups: list[list[SweepRun]] = [[] for _ in range(n_groups)]
         work = [0.0] * n_groups
         for r in sorted(runs, key=lambda r: run_cost(r.config), reverse=True):
-            g = min((i for i in range(n_groups) if len(groups[i]) < MAX_ENSEMBLE), key=lambda i: work[i])
+            g = min((i for i in range(n_groups) if len(groups[i]) < max_members), key=lambda i: work[i])
             groups[g].append(r)
             work[g] += run_cost(r.config)
         return [sorted(g, key=lambda r: r.config.steps, reverse=True) for g in groups if g]
@@ -90,6 +91,21 @@ def group_runs(runs: Sequence[SweepRun], jobs: int) -> list[list[SweepRun]]:
         groups.append(list(runs[start:end]))
         start = end
     return groups
+
+
+def members_that_fit(base: DiffusionConfig, jobs: int) -> int:
+    """The most runs per ensemble (at most MAX_ENSEMBLE) such that ``jobs`` such ensembles, one per worker, fit
+    in memory at once (core.resources' estimate); 1 when not even that fits (the sweep's own check says so)."""
+    low, high = 1, MAX_ENSEMBLE
+    while low < high:
+        size = (low + high + 1) // 2
+        try:
+            check_diffusion_costs(base, concurrent=size * max(1, jobs))
+        except ConfigError:
+            high = size - 1
+        else:
+            low = size
+    return low
 
 
 def run_cost(cfg: DiffusionConfig) -> float:
@@ -130,7 +146,7 @@ def run_sweep(
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
-    groups = group_runs(runs, jobs)
+    groups = group_runs(runs, jobs, members_that_fit(base, jobs) if engine == "local" else MAX_ENSEMBLE)
     if engine == "local":  # the groups of `jobs` workers are in memory at once (a remote Ray cluster: not here)
         check_diffusion_costs(base, concurrent=sum(sorted(map(len, groups), reverse=True)[:jobs]))
     elif address is None:

@@ -101,3 +101,21 @@ def test_image_run_exports_a_sample_grid(tmp_path):
     assert paths["figure"].stat().st_size > 0
     header, *rows = paths["csv"].read_text().splitlines()
     assert header == "image,pixel,value" and len(rows) == 5 * 64
+
+
+def test_image_ensembles_are_only_as_large_as_memory_allows(tmp_path, monkeypatch):
+    import core.sweep as sweep
+
+    def fits_eight(cfg, concurrent=1):
+        if concurrent > 8:
+            raise ConfigError(f"{concurrent} runs at once need too much memory")
+
+    monkeypatch.setattr(sweep, "check_diffusion_costs", fits_eight)
+    base = image_config()
+    assert sweep.members_that_fit(base, jobs=2) == 4 and sweep.members_that_fit(base, jobs=16) == 1
+    runs = plan_sweep(base, [round(0.2 * k, 1) for k in range(1, 11)], [0, 1, 2], tmp_path)
+    groups = group_runs(runs, jobs=2, max_members=sweep.members_that_fit(base, jobs=2))
+    assert len(groups) == 8 and max(map(len, groups)) == 4
+    assert sorted(r.name for g in groups for r in g) == sorted(r.name for r in runs)
+    monkeypatch.setattr(sweep, "check_diffusion_costs", lambda cfg, concurrent=1: None)
+    assert sweep.members_that_fit(base, jobs=2) == sweep.MAX_ENSEMBLE
