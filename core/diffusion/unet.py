@@ -204,13 +204,19 @@ class _Folded:
 
     @staticmethod
     def upsample(h: torch.Tensor) -> torch.Tensor:
-        """Nearest-neighbour upsampling by 2. Without autograd as one broadcast copy (F.interpolate's kernel is
-        3-4x slower for these sizes); with it through F.interpolate, whose backward beats a sum over the copy's
-        broadcast axes."""
+        """Nearest-neighbour upsampling by 2. Without autograd as four strided copies into the output, one per
+        (row, column) offset: 5-6x faster here than F.interpolate or one broadcast copy, whose 6-D strides the
+        copy kernel walks element by element. With autograd through F.interpolate, whose backward beats a sum
+        over the copies."""
         if h.requires_grad:
             return F.interpolate(h, scale_factor=2, mode="nearest")
         n, c, height, width = h.shape
-        return h[:, :, :, None, :, None].expand(n, c, height, 2, width, 2).reshape(n, c, 2 * height, 2 * width)
+        out = h.new_empty(n, c, 2 * height, 2 * width)
+        quads = out.view(n, c, height, 2, width, 2)
+        for row in (0, 1):
+            for col in (0, 1):
+                quads[:, :, :, row, :, col] = h
+        return out
 
     def time_projections(self, temb_act: torch.Tensor, blocks: list[tuple[str, ResBlock]]) -> dict[str, torch.Tensor]:
         """Every residual block's projection of SiLU(temb) in one batched product: name -> (n, E, c, 1)."""
