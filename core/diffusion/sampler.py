@@ -121,6 +121,7 @@ def euler_maruyama(
 
 
 def _frame_intervals(frame_every: int | Sequence[int] | None, n_members: int) -> list[int] | None:
+    """Each member's steps between frames, or None for no frames."""
     if not frame_every:
         return None
     if isinstance(frame_every, int):
