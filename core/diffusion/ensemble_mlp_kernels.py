@@ -119,9 +119,8 @@ def _wide(*tensors: torch.Tensor) -> bool:
 
 def _forward_product(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """h @ weight + bias per member: oneDNN member by member for a wide layer, else one baddbmm."""
-    if _wide(h, weight):
-        packed = weight.transpose(1, 2).contiguous()
-        return torch.stack([onednn.linear(h[e], packed[e], bias[e, 0]) for e in range(h.shape[0])])
+    if _wide(h, weight):  # the (out, in) weight as a transposed view: oneDNN reads it in place, no copy
+        return torch.stack([onednn.linear(h[e], weight[e].t(), bias[e, 0]) for e in range(h.shape[0])])
     return torch.baddbmm(bias, h, operand(weight))
 
 
