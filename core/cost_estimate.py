@@ -105,13 +105,6 @@ def format_seconds(seconds: float) -> str:
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
-def evaluation_count(cfg: DiffusionConfig) -> int:
-    """Evaluations of a run: every eval_every iterations and at the end (the end counted once)."""
-    if not cfg.eval_every:
-        return 1
-    return cfg.iters // cfg.eval_every + (0 if cfg.iters % cfg.eval_every == 0 else 1)
-
-
 def estimate_diffusion_time(cfg: DiffusionConfig, runs: int = 1, workers: int = 1, gflops: float | None = None) -> TimeEstimate | None:
     """The time of ``runs`` runs like ``cfg`` spread over ``workers`` parallel workers (a sweep), or None for
     image data. ``gflops``: the rate of one worker (default: measured here once; a sweep's workers have one
@@ -135,4 +128,4 @@ def estimate_diffusion_time(cfg: DiffusionConfig, runs: int = 1, workers: int = 
     what = f"{draws} × {n_gen} samples × {cfg.steps} steps" if draws > 1 else f"{n_gen} samples × {cfg.steps} steps"
     if cfg.preview_evals:
         what += f"; previews {min(cfg.preview_samples, n_gen)} samples"
-    return TimeEstimate(training, evaluation(final=False), evaluation(final=True), evaluation_count(cfg), what)
+    return TimeEstimate(training, evaluation(final=False), evaluation(final=True), cfg.evaluation_count, what)

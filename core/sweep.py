@@ -111,10 +111,8 @@ def members_that_fit(base: DiffusionConfig, jobs: int) -> int:
 def run_cost(cfg: DiffusionConfig) -> float:
     """A run's work in network passes over one example: a training step's forward and backward (about three
     passes) on each batch example, and each evaluation's Euler-Maruyama passes over its generated samples."""
-    training = 3 * cfg.iters * min(cfg.batch, cfg.m)
-    evaluations = max(1, cfg.iters // cfg.eval_every) if cfg.eval_every else 1
     n_gen, draws = cfg.eval_sampling(True)
-    return training + evaluations * n_gen * draws * cfg.steps
+    return 3 * cfg.iters * min(cfg.batch, cfg.m) + cfg.evaluation_count * n_gen * draws * cfg.steps
 
 
 def run_sweep(
@@ -204,7 +202,8 @@ def group_events(group: Sequence[SweepRun], should_stop: Callable[[], bool] | No
             if record["kind"] == "step":
                 losses[run.name] = finite_or_none(record.get("loss"))
                 now = time.monotonic()
-                evaluating = record["step"] != announced and evaluation_follows(run.config, record["step"])
+                # the group goes quiet while it evaluates (sampling can take minutes): that step is always sent
+                evaluating = record["step"] != announced and run.config.evaluates_after(record["step"])
                 if evaluating:
                     announced = record["step"]
                 if now - last_sent >= PROGRESS_SECONDS or evaluating:
@@ -219,12 +218,6 @@ def group_events(group: Sequence[SweepRun], should_stop: Callable[[], bool] | No
     finally:
         for recorder in recorders:
             recorder.close()
-
-
-def evaluation_follows(cfg: DiffusionConfig, step: int) -> bool:
-    """Whether training evaluates right after ``step`` (every eval_every steps and at the last): the group
-    then goes quiet for the evaluation, whose sampling can take minutes, so the event says so."""
-    return step == cfg.iters or bool(cfg.eval_every and step % cfg.eval_every == 0)
 
 
 def finite_or_none(value) -> float | None:

@@ -55,6 +55,17 @@ class DiffusionConfig:
             return min(self.preview_samples, self.n_gen), 1
         return self.n_gen, self.test_kl_draws
 
+    def evaluates_after(self, step: int) -> bool:
+        """Whether training evaluates right after ``step``: every eval_every steps, and after the last."""
+        return step == self.iters or bool(self.eval_every and step % self.eval_every == 0)
+
+    @property
+    def evaluation_count(self) -> int:
+        """Evaluations of a run: every eval_every iterations and at the end (the end counted once)."""
+        if not self.eval_every:
+            return 1
+        return self.iters // self.eval_every + (0 if self.iters % self.eval_every == 0 else 1)
+
     @property
     def is_images(self) -> bool:
         """Image data (U-Net, logit space, BPD) rather than points (MLP, KDE test KL)."""

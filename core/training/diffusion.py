@@ -156,7 +156,7 @@ def train_diffusion_ensemble(
         for e in range(n_members):
             if alive_list[e]:
                 yield {"kind": "step", MEMBER: e, "step": step, "loss": epoch_loss[e], "wall": wall}
-        if (first.eval_every and step % first.eval_every == 0) or step == first.iters:
+        if first.evaluates_after(step):
             members = [e for e in range(n_members) if alive_list[e]]
             try:
                 records = evaluate_ensemble(

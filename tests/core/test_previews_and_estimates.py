@@ -5,7 +5,7 @@ import math
 import pytest
 
 from core.cost_estimate import (
-    PROBE_PASSES, SAMPLING_OVER_FLOOR, TRAINING_OVER_FLOOR, estimate_diffusion_time, evaluation_count,
+    PROBE_PASSES, SAMPLING_OVER_FLOOR, TRAINING_OVER_FLOOR, estimate_diffusion_time,
     format_seconds, matmul_gflops, mlp_flops_per_row,
 )
 from core.io.atomic import to_json
@@ -76,8 +76,12 @@ def test_the_estimate_counts_the_networks_flops():
 def test_no_estimate_for_images_and_readable_durations():
     assert estimate_diffusion_time(DiffusionConfig(data="digits"), gflops=1.0) is None
     assert [format_seconds(s) for s in (0.42, 12.4, 185, 3600 * 1.5)] == ["0.4 s", "12 s", "3 min 5 s", "1 h 30 min"]
-    assert evaluation_count(DiffusionConfig(iters=2500, eval_every=1000)) == 3
-    assert evaluation_count(DiffusionConfig(iters=2500, eval_every=0)) == 1
+    assert DiffusionConfig(iters=2500, eval_every=1000).evaluation_count == 3
+    assert DiffusionConfig(iters=2500, eval_every=0).evaluation_count == 1
+    for iters, every in ((2500, 1000), (2000, 1000), (7, 0), (7, 3)):
+        cfg = DiffusionConfig(iters=iters, eval_every=every)
+        after = [step for step in range(1, iters + 1) if cfg.evaluates_after(step)]
+        assert len(after) == cfg.evaluation_count and after[-1] == iters
     assert matmul_gflops("cpu") > 0.1
 
 
