@@ -7,7 +7,9 @@ timing `evaluate_ensemble` and `euler_maruyama` and counting every row the score
 phase's floor is its FLOPs divided by the GFLOP/s that torch's batched matmul (baddbmm, bmm) reaches here, in
 the same run, on the same shapes and layouts (sampling: the forward products; training: the forward products,
 every weight gradient and the input gradients of all layers but the first). On the CPU the network runs its
-wide products member by member through oneDNN (core/onednn.py), faster than that floor.
+wide products either through that batched matmul or member by member through oneDNN (core/onednn.py), whichever
+this process measured to be faster (core/kernel_choice.py; printed below; INFOGEN_KERNELS=onednn or =torch forces
+one, to compare).
 
     python benchmarks/bench_sweep.py --quick       # 3 T x 1 seed, 1000 iterations, an evaluation every 500
     python benchmarks/bench_sweep.py               # the README sweep: T 0.2:1.8:0.2 x seeds 0,1,2, 10,000 iterations,
@@ -28,9 +30,10 @@ from pathlib import Path
 import torch
 
 import core.training.diffusion as training
+from core import kernel_choice
 import core.training.evaluate as evaluation
 from core.allocator import keep_freed_memory
-from core.diffusion.ensemble_mlp_kernels import _weight_grad as weight_grad, operand
+from core.diffusion.ensemble_mlp_kernels import operand, weight_grad
 from core.diffusion.score_mlp import EnsembleMLP
 from core.diffusion.ensemble_mlp_kernels import inference_chunk
 from core.sweep import default_jobs, group_runs, plan_sweep, run_sweep
@@ -204,10 +207,9 @@ def main() -> None:
             continue
         floor = flops / (rate * 1e9)
         print(f"{name:<24}{seconds:>10.1f}{flops / 1e9:>10.1f}{rate:>14.1f}{floor:>11.1f}{seconds / floor:>8.2f}")
+    print(f"kernel paths chosen here (core/kernel_choice.py): {kernel_choice.choices() or 'none timed'}")
     print("floor: the phase's FLOPs at the GFLOP/s of torch's batched matmul alone (baddbmm/bmm, the same shapes and "
-          "layouts; training: its forward and backward products), measured above in this run (target ratio <= 1.3). "
-          "On the CPU the network runs its wide products through oneDNN member by member (core/onednn.py), which "
-          "beats that floor.")
+          "layouts; training: its forward and backward products), measured above in this run (target ratio <= 1.3).")
 
 
 if __name__ == "__main__":

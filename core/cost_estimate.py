@@ -18,14 +18,14 @@ from functools import lru_cache
 
 import torch
 
-from . import onednn
+from .diffusion.ensemble_mlp_kernels import onednn_inference, onednn_training
 from .training.config import DiffusionConfig
 
 # Measured time over torch's batched-matmul floor (benchmarks/bench_sweep.py, one worker's group of 14 runs, one
-# thread): with oneDNN on the CPU (core/onednn.py) sampling runs well under that floor; without it (CUDA, or a
-# build without oneDNN) both run over it.
-TRAINING_OVER_FLOOR = {"onednn": 1.3, "batched": 1.5}
-SAMPLING_OVER_FLOOR = {"onednn": 0.6, "batched": 1.35}
+# thread), by the path the network takes (core/kernel_choice.py): on a CPU where oneDNN is the faster path it
+# runs sampling well under that floor; where torch's batched matmul is (or on CUDA), both run over it.
+TRAINING_OVER_FLOOR = {"onednn": 1.3, "torch": 1.8}
+SAMPLING_OVER_FLOOR = {"onednn": 0.6, "torch": 1.6}
 PROBE_PASSES = 2  # the reference-2d probe evaluates the network twice per step on the training points
 
 
@@ -114,15 +114,17 @@ def estimate_diffusion_time(cfg: DiffusionConfig, runs: int = 1, workers: int = 
     if gflops is None:
         gflops = matmul_gflops(cfg.device, 1 if workers > 1 else None)
     rate = gflops * 1e9
-    path = "onednn" if torch.device(cfg.device).type == "cpu" and onednn.usable(torch.zeros(1), activation="swish") else "batched"
+    on_cpu = torch.device(cfg.device).type == "cpu"  # elsewhere the batched torch path runs
+    training_path = "onednn" if on_cpu and onednn_training(torch.zeros(1)) else "torch"
+    sampling_path = "onednn" if on_cpu and onednn_inference(torch.zeros(1)) else "torch"
     forward, train = mlp_flops_per_row(cfg)
     per_worker = math.ceil(runs / max(1, workers))
-    training = per_worker * cfg.iters * cfg.m * train / rate * TRAINING_OVER_FLOOR[path]
+    training = per_worker * cfg.iters * cfg.m * train / rate * TRAINING_OVER_FLOOR[training_path]
 
     def evaluation(final: bool) -> float:
         n_gen, draws = cfg.eval_sampling(final)
         rows = n_gen * draws + PROBE_PASSES * cfg.m
-        return per_worker * rows * cfg.steps * forward / rate * SAMPLING_OVER_FLOOR[path]
+        return per_worker * rows * cfg.steps * forward / rate * SAMPLING_OVER_FLOOR[sampling_path]
 
     n_gen, draws = cfg.n_gen, cfg.test_kl_draws
     what = f"{draws} × {n_gen} samples × {cfg.steps} steps" if draws > 1 else f"{n_gen} samples × {cfg.steps} steps"

@@ -83,25 +83,6 @@ def test_the_allocator_setting_applies_once_on_linux_with_glibc():
     assert keep_freed_memory() is True and keep_freed_memory() is True
 
 
-def test_the_onednn_path_in_float32_matches_autograd_and_the_batched_path():
-    """CPU float32 with wide layers takes oneDNN member by member (core/onednn.py); same numbers up to rounding."""
-    from core import onednn
-
-    assert onednn.usable(torch.zeros(1), activation="swish")  # the pinned CPU build has it: the path is tested
-    weights, biases = params([3, 32, 32, 2], E=4, seed=3)
-    weights = [w.detach().float().requires_grad_() for w in weights]
-    biases = [b.detach().float().requires_grad_() for b in biases]
-    x = torch.randn(4, 40, 3)
-    upstream = torch.randn(4, 40, 2)
-    ours = torch.autograd.grad((mlp_train(x, weights, biases) * upstream).sum(), [*weights, *biases])
-    theirs = torch.autograd.grad((reference(x, weights, biases) * upstream).sum(), [*weights, *biases])
-    for a, b in zip(ours, theirs):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-    with torch.no_grad():
-        fast = mlp_inference(x, weights, biases, Workspace())
-        torch.testing.assert_close(fast, reference(x, weights, biases), rtol=1e-5, atol=1e-5)
-
-
 @pytest.mark.parametrize("n", [3, 5000])
 def test_the_samplers_first_recorded_norm_is_the_exact_mean_over_every_chunk(n):
     """Step 0 records the mean score norm at y0, T: over all n points, also when they go through the network in

@@ -1,0 +1,115 @@
+"""The per-process choice between oneDNN member by member and torch's batched matmul (core/kernel_choice.py)."""
+
+import time
+
+import pytest
+import torch
+
+from core import kernel_choice, onednn
+from core.diffusion import ensemble_mlp_kernels as kernels
+from core.diffusion.ensemble_mlp_kernels import Workspace, inference_chunk, mlp_inference, mlp_train
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    """No pass timed yet, no override."""
+    monkeypatch.setattr(kernel_choice, "_chosen", {})
+    monkeypatch.delenv(kernel_choice.ENV, raising=False)
+
+
+def sleeper(seconds):
+    def workload(path):
+        return lambda: time.sleep(seconds[path])
+    return workload
+
+
+def test_the_faster_path_is_chosen_once_and_remembered(fresh):
+    calls = []
+
+    def workload(path):
+        calls.append(path)
+        return lambda: time.sleep({"torch": 0.004, "onednn": 0.001}[path])
+
+    assert kernel_choice.fastest("pass", workload) == "onednn"
+    assert kernel_choice.fastest("pass", workload) == "onednn"
+    assert calls == ["torch", "onednn"]  # timed once: the second call did not build the workloads
+    assert kernel_choice.choices() == {"pass": "onednn"}
+
+
+def test_the_default_stays_unless_the_other_is_clearly_faster(fresh):
+    assert kernel_choice.fastest("slower", sleeper({"torch": 0.001, "onednn": 0.004})) == "torch"
+    close = 0.004 * (1 - kernel_choice.MARGIN / 3)  # faster, but by less than the margin
+    assert kernel_choice.fastest("close", sleeper({"torch": 0.004, "onednn": close})) == "torch"
+
+
+def test_the_environment_and_forced_override_the_timing(fresh, monkeypatch):
+    never = lambda path: pytest.fail("a forced path is not timed")  # noqa: E731
+    monkeypatch.setenv(kernel_choice.ENV, "onednn")
+    assert kernel_choice.fastest("a", never) == "onednn"
+    with kernel_choice.forced("torch"):
+        assert kernel_choice.fastest("a", never) == "torch"
+    monkeypatch.setenv(kernel_choice.ENV, "mkl")
+    with pytest.raises(ValueError, match="INFOGEN_KERNELS='mkl'"):
+        kernel_choice.fastest("a", never)
+    with pytest.raises(ValueError, match="unknown kernel path"):
+        with kernel_choice.forced("cuda"):
+            pass
+
+
+def count_onednn_calls(monkeypatch):
+    calls = []
+    real = onednn.linear
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onednn, "linear", counted)
+    return calls
+
+
+@pytest.mark.parametrize("path", kernel_choice.PATHS)
+def test_the_network_takes_the_chosen_path_and_both_give_the_same_numbers(path, monkeypatch):
+    """Both paths run the paper's MLP (wide layers) to autograd's numbers up to float rounding, and only the
+    chosen one calls oneDNN."""
+    assert onednn.usable(torch.zeros(1), activation="swish")  # the pinned CPU build has it: both paths are tested
+    gen = torch.Generator().manual_seed(1)
+    widths = kernels.CHOICE_WIDTHS
+    weights = [(torch.randn(3, a, b, generator=gen) / a**0.5).requires_grad_() for a, b in zip(widths, widths[1:])]
+    biases = [(torch.randn(3, 1, b, generator=gen) * 0.1).requires_grad_() for b in widths[1:]]
+    x, upstream = torch.randn(3, 50, 3, generator=gen), torch.randn(3, 50, 2, generator=gen)
+    expected = x
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        expected = torch.baddbmm(b, expected, w)
+        expected = torch.nn.functional.silu(expected) if i < len(weights) - 1 else expected
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), [*weights, *biases])
+    calls = count_onednn_calls(monkeypatch)
+    with kernel_choice.forced(path):
+        out = mlp_train(x, weights, biases)
+        grads = torch.autograd.grad((out * upstream).sum(), [*weights, *biases])
+        training_calls = len(calls)
+        with torch.no_grad():
+            fast = mlp_inference(x, weights, biases, Workspace()).clone()
+        chunk = inference_chunk(3, x)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads, expected_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast, expected.detach(), rtol=1e-5, atol=1e-5)
+    if path == "onednn":
+        assert training_calls > 0 and len(calls) > training_calls
+        assert chunk == kernels.ROWS_PER_MEMBER_CALL
+    else:
+        assert calls == []
+        assert chunk == kernels.ROWS_PER_CALL // 3
+
+
+def test_the_timed_workloads_run_on_both_paths(fresh, monkeypatch):
+    """Timing runs each path's real workload (oneDNN is called while timing), then remembers the choice."""
+    calls = count_onednn_calls(monkeypatch)
+    first = kernels.onednn_training(torch.zeros(1))
+    assert calls, "the oneDNN candidate was not run"
+    chosen = kernel_choice.choices()["score MLP training"]
+    assert first == (chosen == "onednn")
+    kernels.onednn_inference(torch.zeros(1))
+    assert set(kernel_choice.choices()) == {"score MLP training", "score MLP inference"}
+    assert not kernels.onednn_training(torch.zeros(1, dtype=torch.float64))  # oneDNN takes float32 only
