@@ -276,7 +276,9 @@ class RunForm(QWidget):
         self.run_button.clicked.connect(self._run)
         self.select_button.clicked.connect(self._select)
         self._applied = self._defaults()
-        matmul_gflops("cpu"), matmul_gflops("cpu", 1)  # measured now, before any run shares the CPU (20 ms each)
+        # Measured now, before any run shares the CPU: the matmul rate (20 ms each), then, in the first estimate,
+        # which kernel path the score MLP takes here (about 0.1 s once, core/kernel_choice.py).
+        matmul_gflops("cpu"), matmul_gflops("cpu", 1)
         self.revalidate()
 
     # --- model, dataset and their defaults -------------------------------------------------------------------
