@@ -4,9 +4,11 @@ oneDNN's fused linear layer (core/onednn.py) and torch's batched matmul (MKL) co
 which is faster depends on the CPU: on one 2-core machine of ours oneDNN ran the score MLP's 128-wide layers at
 160-230 GFLOP/s against MKL's 100; on another MKL's batched matmul was the faster, and oneDNN's fused SiLU cost
 more than the product itself (README, "Where the time goes"). So each pass that has both paths times them on a
-small workload of its own the first time it runs (tens of milliseconds) and keeps the faster for the rest of the
-process. The default path (the first candidate, plain torch) is kept unless another is faster by ``MARGIN``, so
-a machine where both are about equal does not flip between processes.
+small workload of its own the first time it runs (tens of milliseconds, on one thread: what a sweep's workers
+use) and keeps the faster for the rest of the process. The default path (the first candidate, plain torch) is
+kept unless another is faster by ``MARGIN``, so a machine where both are about equal does not flip between
+processes. A sweep decides once, in the process that starts it, and hands its choices to every worker
+(``adopt``), so its numbers do not depend on ``--jobs`` or the engine.
 
 The two paths give the same numbers up to float rounding (tested). ``INFOGEN_KERNELS=onednn`` or ``=torch`` forces
 one path for every pass (to compare them, or to reproduce a run bitwise on another machine), and ``forced``
@@ -19,7 +21,9 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import torch
 
 ENV = "INFOGEN_KERNELS"
 PATHS = ("torch", "onednn")
@@ -45,9 +49,9 @@ def fastest(name: str, workload: Callable[[str], Callable[[], object]], paths: S
     """The fastest of ``paths`` for the pass ``name``, timed once per process and then remembered.
 
     ``workload(path)`` returns a function running a representative workload on that path (called only when
-    the pass is timed); each is warmed up once, then the paths run in turn ``rounds`` times and each keeps its
-    best time. The first path is the default. A forced path (``INFOGEN_KERNELS`` or ``forced``) is returned
-    without timing.
+    the pass is timed); each is warmed up once, then the paths run in turn ``rounds`` times on one thread and
+    each keeps its best time. The first path is the default. A forced path (``INFOGEN_KERNELS`` or ``forced``)
+    is returned without timing.
     """
     override = _override()
     if override is not None and override in paths:
@@ -60,20 +64,34 @@ def fastest(name: str, workload: Callable[[str], Callable[[], object]], paths: S
             return _chosen[name]
         keys = list(paths)
         candidates = {key: workload(key) for key in keys}
-        for key in keys:
-            candidates[key]()
-        best = dict.fromkeys(keys, float("inf"))
-        for _ in range(rounds):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
             for key in keys:
-                start = time.perf_counter()
                 candidates[key]()
-                best[key] = min(best[key], time.perf_counter() - start)
+            best = dict.fromkeys(keys, float("inf"))
+            for _ in range(rounds):
+                for key in keys:
+                    start = time.perf_counter()
+                    candidates[key]()
+                    best[key] = min(best[key], time.perf_counter() - start)
+        finally:
+            torch.set_num_threads(threads)
         default = keys[0]
         winner = min(keys, key=best.__getitem__)
         if best[winner] > best[default] * (1 - MARGIN):
             winner = default
         _chosen[name] = winner
         return winner
+
+
+def adopt(choices: Mapping[str, str]) -> None:
+    """Take another process's choices (a sweep's parent's) instead of timing here."""
+    for name, path in choices.items():
+        if path not in PATHS:
+            raise ValueError(f"unknown kernel path {path!r} for {name!r}: expected one of {', '.join(PATHS)}")
+    with _lock:
+        _chosen.update(choices)
 
 
 def choices() -> dict[str, str]:

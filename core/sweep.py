@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from .allocator import keep_freed_memory
-from . import __version__
+from . import __version__, kernel_choice
+from .diffusion.ensemble_mlp_kernels import mlp_kernel_paths
 from .errors import ConfigError
 from .io.atomic import atomic_write_json
 from .io.recorder import FolderLock, RunRecorder, claim_folder
@@ -160,14 +161,15 @@ def run_sweep(
         })
         finals: dict[str, dict] = {}
         errors: dict[str, str] = {}
+        paths = sweep_kernel_paths(base)
         if engine == "ray":
             from .engines.ray_engine import ray_events
 
-            events = ray_events(runs, jobs, address, should_stop)
+            events = ray_events(runs, jobs, address, should_stop, paths)
         elif len(groups) == 1:
             events = group_events(groups[0], should_stop)
         else:
-            events = _run_in_pool(groups, jobs, should_stop)
+            events = _run_in_pool(groups, jobs, should_stop, paths)
         for event in events:
             if event["kind"] == "eval" and event["step"] == event["iters"]:
                 finals[event["run"]] = event
@@ -240,11 +242,20 @@ _worker_queue = None
 _worker_stop = None
 
 
-def _init_worker(events, stop, threads: int) -> None:
+def sweep_kernel_paths(base: DiffusionConfig) -> dict[str, str]:
+    """The score MLP's kernel paths on this CPU (core/kernel_choice.py), decided here once for every worker of
+    the sweep, so that its numbers do not depend on --jobs or the engine; none for images or a GPU."""
+    if base.is_images or torch.device(base.device).type != "cpu":
+        return {}
+    return mlp_kernel_paths()
+
+
+def _init_worker(events, stop, threads: int, paths: dict[str, str]) -> None:
     global _worker_queue, _worker_stop
     _worker_queue, _worker_stop = events, stop
     torch.set_num_threads(threads)
     keep_freed_memory()
+    kernel_choice.adopt(paths)
 
 
 def _worker_main(group: Sequence[SweepRun]) -> None:
@@ -252,12 +263,13 @@ def _worker_main(group: Sequence[SweepRun]) -> None:
         _worker_queue.put(event)
 
 
-def _run_in_pool(groups: list[list[SweepRun]], jobs: int, should_stop: Callable[[], bool] | None) -> Iterator[dict]:
+def _run_in_pool(groups: list[list[SweepRun]], jobs: int, should_stop: Callable[[], bool] | None,
+                 paths: dict[str, str]) -> Iterator[dict]:
     """Run groups in spawned worker processes, relaying their events; a stop request reaches every worker."""
     ctx = mp.get_context("spawn")
     events, stop = ctx.Queue(), ctx.Event()
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(events, stop, threads)) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(events, stop, threads, paths)) as pool:
         futures = [pool.submit(_worker_main, g) for g in groups]
         try:
             while True:

@@ -33,6 +33,7 @@ ROWS_PER_MEMBER_CALL = 4096  # oneDNN path: one member's rows per call
 
 
 CHOICE_WIDTHS = [3, 128, 128, 128, 2]  # the paper's score MLP: the workload the kernel paths are timed on
+TRAINING_PASS, INFERENCE_PASS = "score MLP training", "score MLP inference"  # their names in core/kernel_choice.py
 
 
 def inference_chunk(n_members: int, like: torch.Tensor) -> int:
@@ -70,7 +71,17 @@ def onednn_inference(*tensors: torch.Tensor) -> bool:
 
         return go
 
-    return kernel_choice.fastest("score MLP inference", timed) == "onednn"
+    return kernel_choice.fastest(INFERENCE_PASS, timed) == "onednn"
+
+
+def mlp_kernel_paths() -> dict[str, str]:
+    """The path of each score-MLP pass on this CPU, timed now if not yet: what a sweep hands its workers
+    (kernel_choice.adopt) so that all its runs take the same paths."""
+    like = torch.zeros(1)
+    return {
+        TRAINING_PASS: "onednn" if onednn_training(like) else "torch",
+        INFERENCE_PASS: "onednn" if onednn_inference(like) else "torch",
+    }
 
 
 def onednn_training(*tensors: torch.Tensor) -> bool:
@@ -93,7 +104,7 @@ def onednn_training(*tensors: torch.Tensor) -> bool:
 
         return go
 
-    return kernel_choice.fastest("score MLP training", timed) == "onednn"
+    return kernel_choice.fastest(TRAINING_PASS, timed) == "onednn"
 
 
 def operand(weight: torch.Tensor) -> torch.Tensor:

@@ -28,11 +28,13 @@ def import_ray():
     return ray
 
 
-def _train_one(config: dict, name: str, queue) -> list[dict]:
-    """Body of the Ray task: train one run, stream progress, return every record."""
+def _train_one(config: dict, name: str, queue, kernel_paths: dict[str, str]) -> list[dict]:
+    """Body of the Ray task: train one run with the sweep's kernel paths, stream progress, return every record."""
+    from .. import kernel_choice
     from ..training.config import DiffusionConfig
     from ..training.diffusion import train_diffusion
 
+    kernel_choice.adopt(kernel_paths)
     cfg = DiffusionConfig.from_dict(config)
     records, last = [], 0.0
     for record in train_diffusion(cfg):
@@ -46,8 +48,9 @@ def _train_one(config: dict, name: str, queue) -> list[dict]:
 
 
 def ray_events(runs: Sequence, jobs: int | None, address: str | None,
-               should_stop: Callable[[], bool] | None = None) -> Iterator[dict]:
-    """Run every SweepRun as a Ray task; yield the same events as the local engine and write the run files."""
+               should_stop: Callable[[], bool] | None = None, kernel_paths: dict[str, str] | None = None) -> Iterator[dict]:
+    """Run every SweepRun as a Ray task; yield the same events as the local engine and write the run files.
+    ``kernel_paths``: the sweep's choices of the score MLP's kernels (core/kernel_choice.py), taken by every task."""
     ray = import_ray()
     from ray.util.queue import Empty, Queue
 
@@ -61,7 +64,7 @@ def ray_events(runs: Sequence, jobs: int | None, address: str | None,
     try:
         queue = Queue()
         task = ray.remote(num_cpus=1)(_train_one)
-        pending = {task.remote(r.config.as_dict(), r.name, queue): r for r in runs}
+        pending = {task.remote(r.config.as_dict(), r.name, queue, dict(kernel_paths or {})): r for r in runs}
         while pending:
             if should_stop is not None and should_stop():
                 for ref in pending:

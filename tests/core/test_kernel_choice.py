@@ -113,3 +113,49 @@ def test_the_timed_workloads_run_on_both_paths(fresh, monkeypatch):
     kernels.onednn_inference(torch.zeros(1))
     assert set(kernel_choice.choices()) == {"score MLP training", "score MLP inference"}
     assert not kernels.onednn_training(torch.zeros(1, dtype=torch.float64))  # oneDNN takes float32 only
+
+
+def test_paths_are_timed_on_one_thread_and_the_thread_count_is_restored(fresh):
+    seen = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        kernel_choice.fastest("threads", lambda path: lambda: seen.append(torch.get_num_threads()))
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_adopted_choices_are_used_without_timing(fresh):
+    kernel_choice.adopt({"score MLP training": "onednn", "score MLP inference": "torch"})
+    assert kernels.onednn_training(torch.zeros(1)) and not kernels.onednn_inference(torch.zeros(1))
+    assert kernels.mlp_kernel_paths() == {"score MLP training": "onednn", "score MLP inference": "torch"}
+    with pytest.raises(ValueError, match="unknown kernel path 'mkl'"):
+        kernel_choice.adopt({"score MLP training": "mkl"})
+
+
+def test_a_sweeps_workers_take_the_parents_kernel_paths(fresh, tmp_path):
+    """The parent decides once and each spawned worker adopts that decision instead of timing its own, so a
+    sweep's numbers do not depend on --jobs. The parent here takes the opposite of what this CPU would choose,
+    which a worker timing by itself would not: its records match the in-process sweep's bit for bit only if it
+    adopted the parent's paths."""
+    import json
+
+    from core import sweep
+    from core.training.config import DiffusionConfig
+
+    natural = kernels.mlp_kernel_paths()
+    kernel_choice._chosen.clear()
+    kernel_choice.adopt({name: "torch" if path == "onednn" else "onednn" for name, path in natural.items()})
+    cfg = DiffusionConfig(m=24, n_test=30, iters=3, eval_every=0, n_steps=4, n_gen=10, test_kl_draws=2,
+                          mc_samples=10, hidden=32, dsm_eval_draws=1, trajectory_frames=0)
+    here = list(sweep.run_sweep(cfg, [0.4, 0.8], [0], tmp_path / "here", jobs=1))
+    workers = list(sweep.run_sweep(cfg, [0.4, 0.8], [0], tmp_path / "workers", jobs=2))
+    assert here[-1]["summary"]["n_finished"] == workers[-1]["summary"]["n_finished"] == 2
+    for name in ("T0.4_seed0", "T0.8_seed0"):
+        strip = lambda folder: [  # noqa: E731
+            {k: v for k, v in json.loads(line).items() if k != "wall"}
+            for line in (tmp_path / folder / name / "history.jsonl").read_text().splitlines()
+        ]
+        assert strip("here") == strip("workers"), name
+    assert sweep.sweep_kernel_paths(cfg.with_(data="digits")) == {}  # images: the U-Net has no such choice
