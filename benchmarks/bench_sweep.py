@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -208,8 +207,8 @@ def main() -> None:
             continue
         floor = flops / (rate * 1e9)
         print(f"{name:<24}{seconds:>10.1f}{flops / 1e9:>10.1f}{rate:>14.1f}{floor:>11.1f}{seconds / floor:>8.2f}")
-    forced = os.environ.get(kernel_choice.ENV, "auto")
-    chosen = f"forced by {kernel_choice.ENV}={forced}" if forced != "auto" else kernel_choice.choices()
+    forced = kernel_choice.environment_path()
+    chosen = f"forced by {kernel_choice.ENV}={forced}" if forced else kernel_choice.choices()
     print(f"kernel paths (core/kernel_choice.py): {chosen}")
     print("floor: the phase's FLOPs at the GFLOP/s of torch's batched matmul alone (baddbmm/bmm, the same shapes and "
           "layouts; training: its forward and backward products), measured above in this run (target ratio <= 1.3).")

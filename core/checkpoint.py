@@ -5,7 +5,9 @@ Tensors: the model (``model.*``), Adam's moments and step counts (``optim.*``), 
 the latest evaluation that recorded one (``trajectory.frames``, (F, n, d), and ``trajectory.times``, (F,), both
 float32; absent when the run records none). The JSON document
 (metadata key ``infogen``) holds the format version, the package version, the full config, the data's
-provenance, the whole history (every record, evaluations included) and the bound settings. A SHA-256 of the
+provenance, the whole history (every record, evaluations included), the bound settings and, for a point-data
+diffusion run on a CPU, the score MLP's kernel paths (core/kernel_choice.py: a resumed run takes them again, so
+it continues exactly). A SHA-256 of the
 whole file (computed with its own field zeroed) catches any flipped or missing byte.
 
 Loading never executes code and refuses before it reads (core.io.safe_read): anything but a regular file, a
@@ -78,6 +80,11 @@ class Checkpoint:
     def model(self) -> str:
         return self.doc.get("model", "dm")
 
+    @property
+    def kernel_paths(self) -> dict[str, str]:
+        """The score MLP's kernel paths the run trained with (core/kernel_choice.py); empty when not recorded."""
+        return dict(self.doc.get("kernel_paths") or {})
+
     def records(self, kind: str) -> list[dict]:
         return [r for r in self.history if r.get("kind") == kind]
 
@@ -115,6 +122,18 @@ class Checkpoint:
         if note not in self.notes:
             self.notes.append(note)
         return {**self.train_state, "rng_train": reseeded_state(seed, self.step, target)}
+
+
+def kernel_paths_of(model: str, config: dict) -> dict[str, str]:
+    """The score MLP's kernel paths this process takes (core/kernel_choice.py) for a point-data diffusion run on
+    a CPU, saved so that a resumed run takes them again (they differ only in float rounding); else none."""
+    from .data.images import IMAGE_SOURCES
+
+    if model != "dm" or config.get("data") in IMAGE_SOURCES or not str(config.get("device", "cpu")).startswith("cpu"):
+        return {}
+    from .diffusion.ensemble_mlp_kernels import mlp_kernel_paths
+
+    return mlp_kernel_paths()
 
 
 def provenance(config: dict) -> dict:
@@ -186,6 +205,9 @@ def build_checkpoint_bytes(
         "config": config, "provenance": provenance(config), "step": step, "history": history,
         "bound": {k: config.get(k) for k in ("variant", "R", "n_steps", "mc_samples", "kde_bandwidth")},
     }
+    paths = kernel_paths_of(model, config)
+    if paths:
+        doc["kernel_paths"] = paths
     meta = {"infogen": json.dumps(to_json(doc)), "infogen_sha256": HASH_PLACEHOLDER}
     raw = st_save(tensors, metadata=meta)
     digest = hashlib.sha256(raw).hexdigest()

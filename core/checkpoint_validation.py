@@ -8,7 +8,7 @@ this module, which refuses, with a CheckpointError naming the field:
   type, the dataset, network and schedule settings valid; not the admission checks of ``validate()``, which
   depend on this machine and are made when a run starts or resumes),
   ``step`` (an integer), ``history`` (records valid under core.records.validate_history), ``bound`` and
-  ``provenance`` (objects);
+  ``provenance`` (objects), ``kernel_paths`` (pass name -> "torch" or "onednn");
 - tensors that do not fit the config: weights that are not floating point or do not have the shapes of the
   config's network, Adam moments whose shapes differ from the parameters', a random state that is neither a
   CPU nor a CUDA generator's, samples that are not float32 arrays of the data's dimension, a reverse trajectory
@@ -94,6 +94,13 @@ def validate_document(doc: Any, name: str, fmt: str, version_max: int, package: 
                 raise CheckpointError(f"{name}: field 'bound.{key}' must be a string, a number or null, got {_short(value)}")
     if doc.get("provenance") is not None and not isinstance(doc["provenance"], dict):
         raise CheckpointError(f"{name}: field 'provenance' must be an object, got {_short(doc['provenance'])}")
+    paths = doc.get("kernel_paths")
+    if paths is not None:
+        from .kernel_choice import PATHS
+
+        if not isinstance(paths, dict) or not all(isinstance(k, str) and v in PATHS for k, v in paths.items()):
+            raise CheckpointError(f"{name}: field 'kernel_paths' must map pass names to one of {', '.join(PATHS)}, "
+                                  f"got {_short(paths)}")
     return cfg
 
 

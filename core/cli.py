@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from .allocator import keep_freed_memory
 from .cost_estimate import estimate_diffusion_time
-from . import __version__
+from . import __version__, kernel_choice
 from .bounds.variants import VARIANTS
 from .data.toy2d import TOY_DATASETS
 from .errors import ConfigError, InfoGenError
@@ -653,14 +653,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
         bar = tqdm(total=cfg.iters, initial=ckpt.step, desc=f"resume T={cfg.T:g}", unit="it", file=sys.stderr,
                    mininterval=0.5)
         try:
-            for record in train_diffusion(cfg, resume=train_state):
-                writer.write(record)
-                if record["kind"] == "step":
-                    bar.update(record["step"] - bar.n)
-                elif record["kind"] == "eval":
-                    final = record
-                elif record["kind"] == "error":
-                    error = record["message"]
+            with kernel_choice.taking(ckpt.kernel_paths):  # the paths the run trained with: an exact continuation
+                for record in train_diffusion(cfg, resume=train_state):
+                    writer.write(record)
+                    if record["kind"] == "step":
+                        bar.update(record["step"] - bar.n)
+                    elif record["kind"] == "eval":
+                        final = record
+                    elif record["kind"] == "error":
+                        error = record["message"]
         except KeyboardInterrupt:
             return _interrupted(writer, bar, bar.n, folder)
     bar.close()
@@ -681,6 +682,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {"train": cmd_train, "sweep": cmd_sweep, "select-t": cmd_select_t, "info": cmd_info,
                     "resume": cmd_resume, "export": cmd_export, "bound": cmd_bound}
+        if args.command in ("train", "sweep", "select-t", "resume"):
+            kernel_choice.environment_path()  # a bad INFOGEN_KERNELS is named before any work
         if args.command in ("train", "sweep", "select-t"):
             check_writable_folder(args.out)  # a message, not a traceback, before any work
         if args.command in ("train", "sweep", "select-t", "resume"):

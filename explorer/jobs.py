@@ -15,6 +15,7 @@ from typing import Iterator
 
 import torch
 
+from core import kernel_choice
 from core.api import bound_against_T
 from core.checkpoint import load_checkpoint
 from core.io.atomic import atomic_write_json
@@ -29,6 +30,24 @@ from core.vae.train import train_vae
 
 THROTTLE_SECONDS = 0.05
 GUI_KEYS_DROPPED = ("model_state", "train_state")
+
+
+def app_threads() -> int:
+    """Torch threads for the app's work: one core is left to the GUI."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def in_app_threads(job):
+    """``job`` (a generator function) with its pool thread set to ``app_threads`` first: torch keeps a thread
+    count per thread, and a pool thread could otherwise keep the one thread of a kernel timing
+    (core/kernel_choice.py) that happened when it first used torch."""
+
+    def run(*args, **kwargs):
+        torch.set_num_threads(app_threads())
+        yield from job(*args, **kwargs)
+
+    run.__name__, run.__doc__ = job.__name__, job.__doc__
+    return run
 
 
 def throttled(records: Iterator[dict], interval: float = THROTTLE_SECONDS) -> Iterator[list[dict]]:
@@ -53,7 +72,8 @@ def single_run_job(config: DiffusionConfig, folder: Path, stop: threading.Event,
 
     def records() -> Iterator[dict]:
         ckpt = load_checkpoint(resume_from) if resume_from is not None else None
-        with RunRecorder(folder, config.as_dict(), resume=ckpt, in_place=in_place) as recorder:
+        taken = ckpt.kernel_paths if ckpt is not None else {}  # a resumed run: the kernel paths it trained with
+        with kernel_choice.taking(taken), RunRecorder(folder, config.as_dict(), resume=ckpt, in_place=in_place) as recorder:
             resume = ckpt.train_state_for(config.device) if ckpt is not None else None
             for record in train_diffusion(config, should_stop=stop.is_set, resume=resume):
                 recorder.write(record)

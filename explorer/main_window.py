@@ -4,7 +4,6 @@ what they touched; nothing polls."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -21,6 +20,7 @@ from core.vae.config import VAEConfig
 
 from .app_settings import settings
 from .file_actions import FileActions
+from .jobs import app_threads
 from .model import EVALS, STEPS, Entry, TrainingRun, ViewState
 from .plots import MetricPlots
 from .run_form import RunForm
@@ -50,7 +50,7 @@ def leave_gui_a_core() -> None:
     sooner than Python's default 5 ms: pyqtgraph paints in Python between Qt calls that release the lock, so
     each hand-over would otherwise wait for the training thread's switch interval.
     """
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(app_threads())
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     keep_freed_memory()  # training and sampling steps reuse their memory, as in the CLI (core/allocator.py)
 

@@ -20,7 +20,7 @@ from core.errors import ConfigError
 from core.training.config import DiffusionConfig
 from core.vae.config import VAEConfig
 
-from .jobs import model_bound_job, select_t_job, single_run_job, sweep_job, vae_job
+from .jobs import in_app_threads, model_bound_job, select_t_job, single_run_job, sweep_job, vae_job
 from .model import EVALS, STATUS, Entry, RunCollection, Selection, Sweep, TrainingRun
 
 RUNS_DIR_ENV = "INFOGEN_RUNS_DIR"
@@ -141,7 +141,7 @@ class RunManager(QObject):
     def _launch(self, entry: Entry, job, *args, **kwargs) -> Entry:
         run_id = entry.run_id
         stop = threading.Event()
-        worker = thread_worker(job, start_thread=False, ignore_errors=True)(*args, stop, **kwargs)
+        worker = thread_worker(in_app_threads(job), start_thread=False, ignore_errors=True)(*args, stop, **kwargs)
         worker.yielded.connect(lambda batch, rid=run_id: self.runs.fold(rid, batch))
         worker.errored.connect(lambda exc, rid=run_id: self.runs.fail(rid, f"{type(exc).__name__}: {exc}"))
         worker.finished.connect(lambda rid=run_id: self._on_finished(rid))

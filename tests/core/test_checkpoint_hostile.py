@@ -270,6 +270,8 @@ WRONG_TYPES = {
     "bound not an object": (_set(["bound"], [1]), "field 'bound' must be an object"),
     "bound value a list": (_set(["bound", "R"], [5]), r"field 'bound.R' must be a string, a number or null"),
     "provenance a string": (_set(["provenance"], "here"), "field 'provenance' must be an object"),
+    "kernel path unknown": (_set(["kernel_paths"], {"score MLP training": "mkl"}), "field 'kernel_paths' must map pass names to one of torch, onednn"),
+    "kernel paths a list": (_set(["kernel_paths"], ["torch"]), "field 'kernel_paths' must map"),
     "eval without bound": (_eval_without("bound"), r"history\[\d+\] \(eval\): missing field 'bound'"),
     "eval bound text": (_record("eval", bound="high"), r"\(eval\): field 'bound' must be a finite number or null"),
     "step loss a list": (_record("step", loss=[1]), r"\(step\): field 'loss' must be a finite number or null"),

@@ -1,45 +1,60 @@
 """The per-process choice between oneDNN member by member and torch's batched matmul (core/kernel_choice.py)."""
 
-import time
+import types
 
 import pytest
 import torch
 
 from core import kernel_choice, onednn
+from core.errors import ConfigError
 from core.diffusion import ensemble_mlp_kernels as kernels
 from core.diffusion.ensemble_mlp_kernels import Workspace, inference_chunk, mlp_inference, mlp_train
 
 
 @pytest.fixture
 def fresh(monkeypatch):
-    """No pass timed yet, no override."""
+    """No pass timed or adopted yet, no override."""
     monkeypatch.setattr(kernel_choice, "_chosen", {})
+    monkeypatch.setattr(kernel_choice, "_adopted", {})
     monkeypatch.delenv(kernel_choice.ENV, raising=False)
 
 
-def sleeper(seconds):
-    def workload(path):
-        return lambda: time.sleep(seconds[path])
-    return workload
+class FakeClock:
+    """kernel_choice's clock, advanced only by the workloads: timings that no load on the machine can disturb."""
+
+    def __init__(self, monkeypatch):
+        self.now = 0.0
+        monkeypatch.setattr(kernel_choice, "time", types.SimpleNamespace(perf_counter=lambda: self.now))
+
+    def workload(self, seconds, calls=None):
+        def make(path):
+            if calls is not None:
+                calls.append(path)
+
+            def run():
+                self.now += seconds[path]
+
+            return run
+
+        return make
 
 
-def test_the_faster_path_is_chosen_once_and_remembered(fresh):
+def test_the_faster_path_is_chosen_once_and_remembered(fresh, monkeypatch):
     calls = []
-
-    def workload(path):
-        calls.append(path)
-        return lambda: time.sleep({"torch": 0.004, "onednn": 0.001}[path])
-
+    workload = FakeClock(monkeypatch).workload({"torch": 0.004, "onednn": 0.001}, calls)
     assert kernel_choice.fastest("pass", workload) == "onednn"
     assert kernel_choice.fastest("pass", workload) == "onednn"
     assert calls == ["torch", "onednn"]  # timed once: the second call did not build the workloads
     assert kernel_choice.choices() == {"pass": "onednn"}
 
 
-def test_the_default_stays_unless_the_other_is_clearly_faster(fresh):
-    assert kernel_choice.fastest("slower", sleeper({"torch": 0.001, "onednn": 0.004})) == "torch"
+def test_the_default_stays_unless_the_other_is_clearly_faster(fresh, monkeypatch):
+    clock = FakeClock(monkeypatch)
+    assert kernel_choice.fastest("slower", clock.workload({"torch": 0.001, "onednn": 0.004})) == "torch"
     close = 0.004 * (1 - kernel_choice.MARGIN / 3)  # faster, but by less than the margin
-    assert kernel_choice.fastest("close", sleeper({"torch": 0.004, "onednn": close})) == "torch"
+    assert kernel_choice.fastest("close", clock.workload({"torch": 0.004, "onednn": close})) == "torch"
+    clear = 0.004 * (1 - kernel_choice.MARGIN * 1.5)
+    assert kernel_choice.fastest("clear", clock.workload({"torch": 0.004, "onednn": clear})) == "onednn"
 
 
 def test_the_environment_and_forced_override_the_timing(fresh, monkeypatch):
@@ -49,8 +64,10 @@ def test_the_environment_and_forced_override_the_timing(fresh, monkeypatch):
     with kernel_choice.forced("torch"):
         assert kernel_choice.fastest("a", never) == "torch"
     monkeypatch.setenv(kernel_choice.ENV, "mkl")
-    with pytest.raises(ValueError, match="INFOGEN_KERNELS='mkl'"):
+    with pytest.raises(ConfigError, match="INFOGEN_KERNELS='mkl' is not a kernel path"):
         kernel_choice.fastest("a", never)
+    monkeypatch.setenv(kernel_choice.ENV, "Auto")
+    assert kernel_choice.environment_path() is None
     with pytest.raises(ValueError, match="unknown kernel path"):
         with kernel_choice.forced("cuda"):
             pass
@@ -126,7 +143,8 @@ def test_paths_are_timed_on_one_thread_and_the_thread_count_is_restored(fresh):
         torch.set_num_threads(before)
 
 
-def test_adopted_choices_are_used_without_timing(fresh):
+def test_adopted_choices_are_used_without_timing_and_win_over_the_environment(fresh, monkeypatch):
+    monkeypatch.setenv(kernel_choice.ENV, "torch")
     kernel_choice.adopt({"score MLP training": "onednn", "score MLP inference": "torch"})
     assert kernels.onednn_training(torch.zeros(1)) and not kernels.onednn_inference(torch.zeros(1))
     assert kernels.mlp_kernel_paths() == {"score MLP training": "onednn", "score MLP inference": "torch"}
@@ -145,7 +163,6 @@ def test_a_sweeps_workers_take_the_parents_kernel_paths(fresh, tmp_path):
     from core.training.config import DiffusionConfig
 
     natural = kernels.mlp_kernel_paths()
-    kernel_choice._chosen.clear()
     kernel_choice.adopt({name: "torch" if path == "onednn" else "onednn" for name, path in natural.items()})
     cfg = DiffusionConfig(m=24, n_test=30, iters=3, eval_every=0, n_steps=4, n_gen=10, test_kl_draws=2,
                           mc_samples=10, hidden=32, dsm_eval_draws=1, trajectory_frames=0)
@@ -159,3 +176,33 @@ def test_a_sweeps_workers_take_the_parents_kernel_paths(fresh, tmp_path):
         ]
         assert strip("here") == strip("workers"), name
     assert sweep.sweep_kernel_paths(cfg.with_(data="digits")) == {}  # images: the U-Net has no such choice
+
+
+def test_the_cli_names_a_bad_kernel_setting_before_any_work(monkeypatch, tmp_path, capsys):
+    from core.cli import main
+
+    monkeypatch.setenv(kernel_choice.ENV, "bogus")
+    code = main(["train", "dm", "--m", "24", "--iters", "2", "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "INFOGEN_KERNELS='bogus' is not a kernel path" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_checkpoint_records_the_paths_and_a_resumed_run_takes_them(tmp_path, capsys):
+    """Train with the opposite of this CPU's choice, then resume without forcing anything: the resumed run takes
+    the paths saved in its checkpoint (an exact continuation), so its own checkpoint records them again."""
+    from core.checkpoint import load_checkpoint
+    from core.cli import main
+
+    natural = kernels.mlp_kernel_paths()
+    opposite = "torch" if natural[kernels.TRAINING_PASS] == "onednn" else "onednn"
+    run = tmp_path / "run"
+    tiny = ["--m", "24", "--n-test", "30", "--N", "4", "--n-gen", "10", "--test-kl-draws", "2", "--K", "10"]
+    with kernel_choice.forced(opposite):
+        assert main(["train", "dm", *tiny, "--iters", "2", "--eval-every", "2", "--out", str(run)]) == 0
+    saved = load_checkpoint(run / "checkpoint.infogen").kernel_paths
+    assert saved == {kernels.TRAINING_PASS: opposite, kernels.INFERENCE_PASS: opposite}
+    assert main(["resume", str(run / "checkpoint.infogen"), "--iters", "4"]) == 0
+    resumed = load_checkpoint(run / "checkpoint.infogen")
+    assert resumed.step == 4 and resumed.kernel_paths == saved
+    assert kernels.mlp_kernel_paths() == natural  # the resumed run's paths did not leak out of it
