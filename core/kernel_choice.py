@@ -74,18 +74,20 @@ def fastest(name: str, workload: Callable[[str], Callable[[], object]], paths: S
         if name in _chosen:
             return _chosen[name]
         keys = list(paths)
-        candidates = {key: workload(key) for key in keys}
+        with torch.inference_mode(False):  # a caller inside inference mode: the workloads still train
+            candidates = {key: workload(key) for key in keys}
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            for key in keys:
-                candidates[key]()
-            best = dict.fromkeys(keys, float("inf"))
-            for _ in range(rounds):
+            with torch.inference_mode(False):
                 for key in keys:
-                    start = time.perf_counter()
                     candidates[key]()
-                    best[key] = min(best[key], time.perf_counter() - start)
+                best = dict.fromkeys(keys, float("inf"))
+                for _ in range(rounds):
+                    for key in keys:
+                        start = time.perf_counter()
+                        candidates[key]()
+                        best[key] = min(best[key], time.perf_counter() - start)
         finally:
             torch.set_num_threads(threads)
         default = keys[0]

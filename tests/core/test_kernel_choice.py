@@ -206,3 +206,15 @@ def test_a_checkpoint_records_the_paths_and_a_resumed_run_takes_them(tmp_path, c
     resumed = load_checkpoint(run / "checkpoint.infogen")
     assert resumed.step == 4 and resumed.kernel_paths == saved
     assert kernels.mlp_kernel_paths() == natural  # the resumed run's paths did not leak out of it
+
+
+def test_the_first_forward_inside_inference_mode_times_and_runs(fresh):
+    """The training path's timing trains a small network: it must not fail when the caller is in inference mode."""
+    from core.diffusion.score_mlp import EnsembleMLP
+
+    model = EnsembleMLP(2, 2, hidden=32).initialize([torch.Generator().manual_seed(s) for s in (1, 2)])
+    y, t = torch.randn(2, 5, 2), torch.rand(2, 5)
+    with torch.inference_mode():
+        out = model(y, t)
+    assert "score MLP training" in kernel_choice.choices()
+    torch.testing.assert_close(out, model(y, t).detach())

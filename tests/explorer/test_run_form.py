@@ -258,3 +258,30 @@ def test_the_evaluations_cost_is_shown_and_previews_and_samples_reach_the_config
     assert "3 runs on" in form.estimate.text()
     form.model.setCurrentIndex(form.model.findData("vae"))
     assert not form.estimate.isVisibleTo(form.actions) and not form.previews.isEnabled()
+
+
+def test_each_app_job_runs_with_the_apps_thread_count(monkeypatch):
+    """Torch keeps a thread count per thread: a pool thread that first used torch while a kernel timing had set
+    one thread would keep it. Every job the app launches sets its own count first."""
+    import threading
+
+    import torch
+
+    from explorer import jobs
+
+    monkeypatch.setattr(jobs.os, "cpu_count", lambda: 4)
+    seen = []
+
+    def job():
+        yield torch.get_num_threads()
+
+    def pool_thread():
+        torch.set_num_threads(1)  # what the thread would have kept
+        seen.extend(jobs.in_app_threads(job)())
+
+    before = torch.get_num_threads()
+    worker = threading.Thread(target=pool_thread)
+    worker.start()
+    worker.join()
+    torch.set_num_threads(before)
+    assert jobs.app_threads() == 3 and seen == [3]
