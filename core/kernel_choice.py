@@ -11,8 +11,9 @@ processes. A sweep decides once, in the process that starts it, and hands its ch
 (``adopt``), so its numbers do not depend on ``--jobs`` or the engine.
 
 The two paths give the same numbers up to float rounding (tested). ``INFOGEN_KERNELS=onednn`` or ``=torch`` forces
-one path for every pass (to compare them, or to reproduce a run bitwise on another machine), and ``forced``
-does the same inside a ``with`` block (tests, benchmarks). ``choices()`` says what was chosen.
+one path for every pass (to compare them, or so that separate runs repeat bit for bit); ``forced`` does the same
+for one thread inside a ``with`` block (tests, benchmarks), and ``taking`` sets a resumed run's saved paths.
+``choices()`` says what was decided.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ PATHS = ("torch", "onednn")
 MARGIN = 0.10  # another path must be at least this much faster than the default to be chosen
 
 _chosen: dict[str, str] = {}  # timed here
-_adopted: dict[str, str] = {}  # handed over by a sweep's parent: these win over everything else
+_adopted: dict[str, str] = {}  # handed over by a sweep's parent: they win over INFOGEN_KERNELS and timing
 _local = threading.local()  # ``forced`` and ``taking`` scopes, per thread
 _lock = threading.Lock()
 
@@ -75,27 +76,31 @@ def fastest(name: str, workload: Callable[[str], Callable[[], object]], paths: S
             return _chosen[name]
         keys = list(paths)
         with torch.inference_mode(False):  # a caller inside inference mode: the workloads still train
-            candidates = {key: workload(key) for key in keys}
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with torch.inference_mode(False):
-                for key in keys:
-                    candidates[key]()
-                best = dict.fromkeys(keys, float("inf"))
-                for _ in range(rounds):
-                    for key in keys:
-                        start = time.perf_counter()
-                        candidates[key]()
-                        best[key] = min(best[key], time.perf_counter() - start)
-        finally:
-            torch.set_num_threads(threads)
+            best = _best_times({key: workload(key) for key in keys}, rounds)
         default = keys[0]
         winner = min(keys, key=best.__getitem__)
         if best[winner] > best[default] * (1 - MARGIN):
             winner = default
         _chosen[name] = winner
         return winner
+
+
+def _best_times(candidates: Mapping[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Each candidate's best time over ``rounds`` turns, after one warm-up, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for run in candidates.values():
+            run()
+        best = dict.fromkeys(candidates, float("inf"))
+        for _ in range(rounds):
+            for key, run in candidates.items():
+                start = time.perf_counter()
+                run()
+                best[key] = min(best[key], time.perf_counter() - start)
+        return best
+    finally:
+        torch.set_num_threads(threads)
 
 
 def adopt(choices: Mapping[str, str]) -> None:
