@@ -83,7 +83,7 @@ def euler_maruyama(
         frames = [[y0[e].clone()] for e in range(n_members)] if every else None
         frame_times = [[T[e].clone()] for e in range(n_members)] if every else None
         workspace = Workspace() if getattr(model, "accepts_workspace", False) else None
-        chunk = inference_chunk(n_members, y) if workspace is not None else n
+        chunk = even_chunk(n, inference_chunk(n_members, y)) if workspace is not None else n
         score = torch.empty_like(y)
         for k in range(longest):
             if should_stop is not None and should_stop():
@@ -118,6 +118,14 @@ def euler_maruyama(
         if every:
             return SamplerResult(y, norms, [torch.stack(f) for f in frames], [torch.stack(t) for t in frame_times])
         return SamplerResult(y, norms)
+
+
+def even_chunk(n: int, limit: int) -> int:
+    """Points per network call when n points go through in calls of at most ``limit``: as many calls as needed,
+    all of one size (but the last, by less than the number of calls), so no call is a small remainder (each
+    call has a fixed cost) and one set of reused buffers fits every call."""
+    calls = -(-n // max(1, limit))
+    return -(-n // calls)
 
 
 def _frame_intervals(frame_every: int | Sequence[int] | None, n_members: int) -> list[int] | None:

@@ -98,3 +98,46 @@ def test_the_samplers_first_recorded_norm_is_the_exact_mean_over_every_chunk(n):
     with torch.no_grad():
         expected = model.score(y0, T[:, None].expand(2, n), sde).norm(dim=-1).mean(dim=1)
     torch.testing.assert_close(result.mean_score_norm[:, 0], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n,limit", [(1000, 1024), (1000, 292), (7000, 1024), (5, 2), (1, 7), (4097, 4096)])
+def test_sampler_chunks_are_as_few_as_the_limit_allows_and_of_one_size(n, limit):
+    """Calls of at most ``limit`` points, no more calls than needed, and no small remainder call: sizes differ
+    by less than the number of calls (1,000 points under a limit of 292 go as 4 x 250, not 3 x 292 + 124)."""
+    from core.diffusion.sampler import even_chunk
+
+    chunk = even_chunk(n, limit)
+    sizes = [min(chunk, n - start) for start in range(0, n, chunk)]
+    assert sum(sizes) == n and max(sizes) <= limit
+    assert len(sizes) == -(-n // limit)
+    assert max(sizes) - min(sizes) < len(sizes)
+
+
+@pytest.mark.parametrize("path", ["torch", "onednn"])
+def test_sampling_in_many_calls_gives_what_one_call_gives(path, monkeypatch):
+    """The sampler's row chunks change only how the points are grouped into network calls: samples and
+    recorded norms (with the reverse-clock probe) match one call per pass, on either kernel path."""
+    from core import kernel_choice, onednn
+    from core.diffusion import ensemble_mlp_kernels as kernels
+    from core.diffusion.sampler import euler_maruyama
+    from core.sde import VPSDE
+
+    if path == "onednn" and not onednn.usable(torch.zeros(1), activation="swish"):
+        pytest.skip("this torch build has no usable oneDNN linear")
+    sde = VPSDE()
+    model = EnsembleMLP(3, 2, hidden=16).initialize([torch.Generator().manual_seed(s) for s in (1, 2, 3)])
+    y0 = torch.randn(3, 250, 2, generator=torch.Generator().manual_seed(4))
+    T = torch.tensor([0.4, 0.8, 1.2])
+
+    def sample():
+        gens = [torch.Generator().manual_seed(s) for s in (5, 6, 7)]
+        return euler_maruyama(model, sde, y0, T, 6, gens, probe_reverse_clock=True)
+
+    with kernel_choice.forced(path):
+        whole = sample()
+        monkeypatch.setattr(kernels, "ROWS_PER_CALL", 3 * 40)
+        monkeypatch.setattr(kernels, "ROWS_PER_MEMBER_CALL", 40)
+        assert kernels.inference_chunk(3, y0) == 40
+        chunked = sample()
+    torch.testing.assert_close(chunked.samples, whole.samples, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(chunked.mean_score_norm, whole.mean_score_norm, rtol=1e-5, atol=1e-6)
