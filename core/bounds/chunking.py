@@ -5,7 +5,11 @@ Why and how the distances are chunked: docs/diffusion-bound.md#encoder_info.
 
 from __future__ import annotations
 
-DEFAULT_BLOCK_BYTES = 64 * 2**20
+# 8 MiB: small enough that a block's passes (the distances' sums, scaling, clamp and log-sum-exp) run in the
+# caches, large enough for efficient products. Against 64 MiB, measured on one core with equal results: the Swiss
+# roll's mixture KL (m = 200, K = 1,000) 3x faster, a KDE of 8,000 points on 1,000 2.2x, the image-scale mixture
+# KL (m = 2,000, d = 784, K = 50) 14%.
+DEFAULT_BLOCK_BYTES = 8 * 2**20
 
 
 def rows_per_block(n_cols: int, row_width: int = 1, bytes_per_value: int = 4, budget: int = DEFAULT_BLOCK_BYTES) -> int:

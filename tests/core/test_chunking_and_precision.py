@@ -15,8 +15,8 @@ THRESHOLD = 1e-4 / (2 * EPS32)  # max |x|^2 / var above which float64 is used
 
 
 def test_rows_per_block_defaults_count_one_input_per_row_at_four_bytes():
-    assert DEFAULT_BLOCK_BYTES == 64 * 2**20
-    assert rows_per_block(1000) == 64 * 2**20 // ((1000 + 1) * 4)
+    assert DEFAULT_BLOCK_BYTES == 8 * 2**20
+    assert rows_per_block(1000) == 8 * 2**20 // ((1000 + 1) * 4)
     assert rows_per_block(1000, 24, 8, budget=10**6) == 10**6 // ((1000 + 24) * 8)
 
 
