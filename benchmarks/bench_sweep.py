@@ -41,6 +41,7 @@ from core.allocator import keep_freed_memory
 from core.diffusion.ensemble_mlp_kernels import operand, weight_grad
 from core.diffusion.score_mlp import EnsembleMLP
 from core.diffusion.ensemble_mlp_kernels import inference_chunk, onednn_inference
+from core.diffusion.sampler import even_chunk
 from core.sweep import default_jobs, group_runs, plan_sweep, run_sweep
 from core.training.config import DiffusionConfig
 
@@ -52,6 +53,7 @@ class Meter:
     def __init__(self) -> None:
         self.seconds = {"evaluation": 0.0, "sampling": 0.0}
         self.rows = {"train": 0, "sampling": 0}
+        self.train_calls = 0  # forward passes with autograd: one per optimizer step
         self._sampling = False
 
     @contextlib.contextmanager
@@ -74,6 +76,7 @@ class Meter:
             rows = y.shape[0] * y.shape[1]
             if torch.is_grad_enabled():
                 meter.rows["train"] += rows
+                meter.train_calls += 1
             elif meter._sampling:
                 meter.rows["sampling"] += rows
             return real_forward(self, y, t, workspace)
@@ -165,7 +168,8 @@ def _seconds(run, seconds: float = 1.0) -> float:
 
 def sampling_silu_seconds(widths: list[int], members: int, rows: int) -> float:
     """Seconds per row of a sampling pass spent in the SiLU alone: torch's kernel over every hidden activation
-    at the pass's chunk shape, written into a reused buffer as the sampler does. The floor leaves it out."""
+    at the shape of the sampler's calls (into a second buffer, so that repeated calls see the same values; the
+    sampler applies it in place). The floor leaves it out."""
     hidden = widths[1:-1]
     zs = [torch.randn(members, rows, b) * 2 for b in hidden]
     outs = [torch.empty_like(z) for z in zs]
@@ -178,7 +182,7 @@ def sampling_silu_seconds(widths: list[int], members: int, rows: int) -> float:
 
 
 def training_elementwise_seconds(widths: list[int], members: int, rows: int) -> tuple[float, float]:
-    """Seconds per training iteration in the SiLU with its derivative over every hidden activation, and in one
+    """Seconds per row of a training batch in the SiLU with its derivative over every hidden activation, and per
     fused Adam step over the ensemble's parameters (what training does): work the floor leaves out."""
     hidden = widths[1:-1]
     zs = [torch.randn(members, rows, b) * 2 for b in hidden]
@@ -194,7 +198,7 @@ def training_elementwise_seconds(widths: list[int], members: int, rows: int) -> 
     for param in params:
         param.grad = torch.randn_like(param) * 1e-3
     optimizer = torch.optim.Adam(params, lr=1e-3, fused=True)
-    return _seconds(activations), _seconds(optimizer.step)
+    return _seconds(activations) / (members * rows), _seconds(optimizer.step)
 
 
 def main() -> None:
@@ -241,15 +245,14 @@ def main() -> None:
     widths = layer_widths(base)
     train_rows = base.batch if base.batch < base.m else base.m
     train_rate = training_gflops(widths, members, train_rows)
-    sampling_rows = min(base.n_gen, inference_chunk(members, torch.zeros(1)))
+    sampling_rows = even_chunk(base.n_gen, inference_chunk(members, torch.zeros(1)))  # the sampler's call size
     sampling_rate = inference_gflops(widths, members, sampling_rows)
     silu_per_row = sampling_silu_seconds(widths, members, sampling_rows)
     train_silu, adam_step = training_elementwise_seconds(widths, members, train_rows)
     torch.set_num_threads(threads)
-    train_iters = meter.rows["train"] / (members * train_rows)
     sampling_fused = onednn_inference(torch.zeros(1))  # the oneDNN path fuses the SiLU into its product
     unavoidable = {  # seconds each phase needs beyond its floor even at torch's own rates for SiLU and Adam
-        "training": train_iters * (train_silu + adam_step),
+        "training": train_silu * meter.rows["train"] + adam_step * meter.train_calls,
         "evaluation: sampling": None if sampling_fused else silu_per_row * meter.rows["sampling"],
     }
 
@@ -278,8 +281,8 @@ def main() -> None:
           "layouts; training: its forward and backward products), measured above in this run (target ratio <= 1.3).")
     print(f"SiLU+Adam: the time torch's own kernels need, measured in this run at the same shapes, for the work the "
           f"floor leaves out and no step can skip: the SiLU over every hidden activation (training: with its "
-          f"derivative, {train_silu * 1e3:.2f} ms an iteration) and training's fused Adam step "
-          f"({adam_step * 1e3:.2f} ms). lowest ratio = (floor + SiLU+Adam) / floor: what a phase would reach if every "
+          f"derivative, {train_silu * members * train_rows * 1e3:.2f} ms a step of {members} x {train_rows} rows) "
+          f"and training's fused Adam step ({adam_step * 1e3:.2f} ms a step). lowest ratio = (floor + SiLU+Adam) / floor: what a phase would reach if every "
           f"other operation were free. \"fused\": the oneDNN path computes the SiLU inside its product.")
 
 

@@ -24,8 +24,9 @@ from .training.config import DiffusionConfig
 # Measured time over the rate ``matmul_gflops`` reads (one worker's group of 14 runs, one thread; the split of
 # benchmarks/bench_sweep.py), by the path the network takes (core/kernel_choice.py): on a CPU where oneDNN is the
 # faster path it runs sampling well under that rate; where torch's batched matmul is (or on CUDA), both run over
-# it, the SiLU's share included (torch path: 7.5-7.9 s of training and 92 s of sampling against 39 s and 54 s at
-# the 145 GFLOP/s that matmul_gflops read the same day).
+# it, the SiLU's share included (torch path, the split's 1,000 iterations: 7.5-7.9 s of training against 3.9 s,
+# and 92 s of sampling against 54 s, at the 145 GFLOP/s that matmul_gflops read that day; the machine's rate
+# moved by 10-15% within the day).
 TRAINING_OVER_FLOOR = {"onednn": 1.3, "torch": 2.0}
 SAMPLING_OVER_FLOOR = {"onednn": 0.6, "torch": 1.7}
 PROBE_PASSES = 2  # the reference-2d probe evaluates the network twice per step on the training points

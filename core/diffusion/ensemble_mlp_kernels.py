@@ -39,11 +39,11 @@ TRAINING_PASS, INFERENCE_PASS = "score MLP training", "score MLP inference"  # t
 def inference_chunk(n_members: int, like: torch.Tensor) -> int:
     """At most this many points per member per network call in an inference pass (the sampler splits its rows
     into calls of one size within it). On a GPU all at once: each call there costs a kernel launch. On the CPU's
-    batched path 14,336 rows (1,000 points for each of 14 members) measured fastest: 7-10% faster per
-    Euler-Maruyama step than 4,096 (each call has a fixed cost, and larger products run nearer their peak), and
-    faster than larger calls, whose activations no longer stay in the caches (14 members x 7,000 points: 70 ms a
-    step in calls of 1,000 points, 80 ms in calls of 2,000; 14 x 4,000 points with the probe: 73 ms in calls of
-    1,000 points, 107 ms in one call)."""
+    batched path 14,336 rows (1,024 points for each of 14 members, so a pass of 1,000 points is one call)
+    measured fastest: 7-10% faster per Euler-Maruyama step than 4,096 (each call has a fixed cost, and larger
+    products run nearer their peak), and faster than larger calls, whose activations no longer stay in the
+    caches (14 members x 7,000 points: 70 ms a step in calls of 1,000 points, 80 ms in calls of 2,000;
+    14 x 4,000 points with the probe: 73 ms in calls of 1,000 points, 107 ms in one call)."""
     if like.device.type != "cpu":
         return 1 << 30
     if onednn_inference(like):

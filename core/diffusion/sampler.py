@@ -121,11 +121,11 @@ def euler_maruyama(
 
 
 def even_chunk(n: int, limit: int) -> int:
-    """Points per network call when n points go through in calls of at most ``limit``: as many calls as needed,
-    all of one size (but the last, by less than the number of calls), so no call is a small remainder (each
-    call has a fixed cost) and one set of reused buffers fits every call."""
-    calls = -(-n // max(1, limit))
-    return -(-n // calls)
+    """Points per network call when n points go through in calls of at most ``limit``: as few calls as the limit
+    allows, of one size but the last (smaller by less than the number of calls), so that no call is a small
+    remainder (each call has a fixed cost). At least 1, also for n = 0 (no call then)."""
+    calls = max(1, -(-n // max(1, limit)))
+    return max(1, -(-n // calls))
 
 
 def _frame_intervals(frame_every: int | Sequence[int] | None, n_members: int) -> list[int] | None:

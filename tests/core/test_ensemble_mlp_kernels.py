@@ -113,6 +113,12 @@ def test_sampler_chunks_are_as_few_as_the_limit_allows_and_of_one_size(n, limit)
     assert max(sizes) - min(sizes) < len(sizes)
 
 
+def test_sampler_chunk_is_at_least_one_point_even_for_no_points_or_no_limit():
+    from core.diffusion.sampler import even_chunk
+
+    assert even_chunk(0, 1024) == 1 and even_chunk(5, 0) == 1 and even_chunk(0, 0) == 1
+
+
 @pytest.mark.parametrize("path", ["torch", "onednn"])
 def test_sampling_in_many_calls_gives_what_one_call_gives(path, monkeypatch):
     """The sampler's row chunks change only how the points are grouped into network calls: samples and
