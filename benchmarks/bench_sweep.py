@@ -105,18 +105,23 @@ def training_flops_per_row(widths: list[int]) -> int:
     return forward_flops_per_row(widths) * 2 + sum(2 * a * b for a, b in layers[1:])
 
 
-def _rate(flops: float, run, seconds: float) -> float:
-    """GFLOP/s of ``run`` (``flops`` each call): the best of five blocks of seconds / 5, so that a moment of
-    slower clock does not lower the floor."""
-    run()  # warm up
-    best = 0.0
+def _seconds(run, seconds: float = 1.0) -> float:
+    """Seconds per call of ``run``: the best of five blocks of seconds / 5 (after one warm-up call), so that a
+    moment of slower clock does not count."""
+    run()
+    best = float("inf")
     for _ in range(5):
         n, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds / 5:
             run()
             n += 1
-        best = max(best, n * flops / (time.perf_counter() - start) / 1e9)
+        best = min(best, (time.perf_counter() - start) / n)
     return best
+
+
+def _rate(flops: float, run, seconds: float) -> float:
+    """GFLOP/s of ``run`` (``flops`` each call), timed as ``_seconds`` times it."""
+    return flops / _seconds(run, seconds) / 1e9
 
 
 def inference_gflops(widths: list[int], members: int, rows: int, seconds: float = 1.0) -> float:
@@ -151,19 +156,6 @@ def training_gflops(widths: list[int], members: int, rows: int, seconds: float =
 
     with torch.no_grad():
         return _rate(members * rows * training_flops_per_row(widths), run, seconds)
-
-
-def _seconds(run, seconds: float = 1.0) -> float:
-    """Seconds per call of ``run``: the best of five blocks, as ``_rate`` measures the floor."""
-    run()
-    best = float("inf")
-    for _ in range(5):
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds / 5:
-            run()
-            n += 1
-        best = min(best, (time.perf_counter() - start) / n)
-    return best
 
 
 def sampling_silu_seconds(widths: list[int], members: int, rows: int) -> float:
